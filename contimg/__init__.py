@@ -1,0 +1,1 @@
+"""contimg: the DSA-110 continuum-imaging platform (science code, no Dagster)."""

@@ -1,0 +1,92 @@
+"""Naming conventions of the seed's architecture: timestamps, group ids, date
+directories, subband files, calibrator names and calibration tables."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%S"
+GROUP_ID_FORMAT = "%Y-%m-%d_%H_%M_%S"
+DATE_FORMAT = "%Y-%m-%d"
+CALTABLE_KINDS = ("bpcal", "gpcal", "2gcal", "kcal")
+
+_SUBBAND_RE = re.compile(
+    r"^(?P<ts>\d{4}-\d{2}-\d{2}[T_]\d{2}[:_]\d{2}[:_]\d{2})_sb(?P<sb>\d{2})\.hdf5$"
+)
+_TS_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T_ ](\d{2})[:_](\d{2})[:_](\d{2})(?:\.\d+)?$")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Parse `YYYY-MM-DDTHH:MM:SS` or the file-system form `YYYY-MM-DD_HH_MM_SS` (UTC)."""
+    match = _TS_RE.match(text.strip())
+    if not match:
+        raise ValueError(
+            f"not a contimg timestamp: {text!r} (expected YYYY-MM-DDTHH:MM:SS "
+            "or YYYY-MM-DD_HH_MM_SS)"
+        )
+    return datetime(*(int(part) for part in match.groups()), tzinfo=UTC)
+
+
+def iso_timestamp(moment: datetime | str) -> str:
+    """The standard sortable ISO form, `YYYY-MM-DDTHH:MM:SS`, of a time in UTC."""
+    moment = _as_datetime(moment)
+    return moment.strftime(ISO_FORMAT)
+
+
+def group_id(moment: datetime | str) -> str:
+    """Group id normalised for file systems (no colons): `YYYY-MM-DD_HH_MM_SS`."""
+    return _as_datetime(moment).strftime(GROUP_ID_FORMAT)
+
+
+def date_dir(moment: datetime | str) -> str:
+    """The date directory name, `YYYY-MM-DD`, that a product of this time lives in."""
+    return _as_datetime(moment).strftime(DATE_FORMAT)
+
+
+def subband_filename(moment: datetime | str, subband: int) -> str:
+    """The instrument's file name for one subband: `YYYY-MM-DDTHH:MM:SS_sbNN.hdf5`."""
+    if not 0 <= subband <= 99:
+        raise ValueError(f"subband index must be 0..99, got {subband}")
+    return f"{iso_timestamp(moment)}_sb{subband:02d}.hdf5"
+
+
+def parse_subband_filename(name: str) -> tuple[datetime, int] | None:
+    """Return (timestamp, subband) for a subband file name, or None if it is not one."""
+    match = _SUBBAND_RE.match(name)
+    if not match:
+        return None
+    return parse_timestamp(match["ts"]), int(match["sb"])
+
+
+def ms_name(moment: datetime | str) -> str:
+    """Measurement Set directory name for a group: `<timestamp>.ms`."""
+    return f"{iso_timestamp(moment)}.ms"
+
+
+def caltable_name(moment: datetime | str, kind: str) -> str:
+    """Calibration table name `<ts>_bpcal`, `<ts>_gpcal`, `<ts>_2gcal` (or `_kcal`)."""
+    if kind not in CALTABLE_KINDS:
+        raise ValueError(f"unknown calibration table kind {kind!r}; expected one of {CALTABLE_KINDS}")
+    return f"{iso_timestamp(moment)}_{kind}"
+
+
+def calibrator_name(source: str, transit: datetime | str, dec_deg: float) -> str:
+    """Calibrator observation name `<source>_<hhmmss>_<dec>`.
+
+    The source name keeps only letters and digits (`0834+555` -> `0834p555`) so the
+    result is safe in paths and CASA selections; `<hhmmss>` is the transit time
+    (UTC) and `<dec>` the declination in degrees with sign, e.g. `p55.50`.
+    """
+    clean = source.replace("+", "p").replace("-", "m")
+    clean = re.sub(r"[^A-Za-z0-9]", "", clean)
+    sign = "p" if dec_deg >= 0 else "m"
+    return f"{clean}_{_as_datetime(transit).strftime('%H%M%S')}_{sign}{abs(dec_deg):.2f}"
+
+
+def _as_datetime(moment: datetime | str) -> datetime:
+    if isinstance(moment, str):
+        return parse_timestamp(moment)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
