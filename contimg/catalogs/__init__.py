@@ -1,0 +1,1 @@
+"""Reference catalogues: the VLA calibrator list and NVSS-format source tables."""

@@ -1,0 +1,59 @@
+"""The simulated sky: an optional named calibrator plus random field point sources."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from contimg.catalogs.nvss import CatalogSource
+from contimg.catalogs.vlacals import find_calibrator
+
+REFERENCE_FREQ_HZ = 1.4e9
+
+
+@dataclass(frozen=True)
+class PointSource:
+    """A point source: J2000 position, flux at 1.4 GHz, spectral index."""
+
+    name: str
+    ra_deg: float
+    dec_deg: float
+    flux_jy: float
+    spectral_index: float = -0.7
+
+    def flux_at(self, freq_hz: np.ndarray) -> np.ndarray:
+        """Flux density (Jy) at the given frequencies."""
+        return self.flux_jy * (np.asarray(freq_hz) / REFERENCE_FREQ_HZ) ** self.spectral_index
+
+    def as_dict(self) -> dict[str, float | str]:
+        """Plain-dict form for the truth file."""
+        return asdict(self)
+
+
+def calibrator_source(name: str) -> PointSource:
+    """The VLA calibrator of that name as a flat-spectrum point source."""
+    cal = find_calibrator(name)
+    return PointSource(cal.name, cal.ra_deg, cal.dec_deg, cal.flux_jy, spectral_index=0.0)
+
+
+def field_sources(rng: np.random.Generator, ra_deg: float, dec_deg: float, count: int,
+                  *, radius_deg: float = 2.5, min_jy: float = 0.05, max_jy: float = 2.0
+                  ) -> list[PointSource]:
+    """Random sources inside a circle, fluxes from a Euclidean-like power law (N(>S) ~ S^-1.5)."""
+    sources = []
+    for index in range(count):
+        # Uniform on the sphere cap around (ra, dec).
+        radius = np.degrees(np.arccos(1 - rng.random() * (1 - np.cos(np.radians(radius_deg)))))
+        angle = rng.random() * 2 * np.pi
+        src_dec = dec_deg + radius * np.cos(angle)
+        src_ra = ra_deg + radius * np.sin(angle) / np.cos(np.radians(src_dec))
+        flux = min_jy * (1 - rng.random() * (1 - (max_jy / min_jy) ** -1.5)) ** (-1 / 1.5)
+        sources.append(PointSource(f"field{index:03d}", float(src_ra % 360), float(src_dec),
+                                   float(flux), float(rng.normal(-0.7, 0.2))))
+    return sources
+
+
+def as_catalog(sources: list[PointSource]) -> list[CatalogSource]:
+    """Catalogue entries (NVSS-format rows) for simulated sources."""
+    return [CatalogSource(s.ra_deg, s.dec_deg, s.flux_jy) for s in sources]

@@ -1,0 +1,226 @@
+"""`contimg simulate`: write UVH5 groups in DSA-110's exact conventions, with the truth.
+
+Each group is 16 files `YYYY-MM-DDTHH:MM:SS_sbNN.hdf5` (sb00 highest in frequency,
+channels descending, XX/YY, 24 integrations of 12.884902 s, float32 uvw, the
+pointing declination in `extra_keywords/phase_center_dec`). Files are written
+under a hidden temporary name and renamed, so a watcher never sees half a file.
+The truth (sky, gains, bandpasses) goes to `truth/` beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import h5py
+import numpy as np
+from astropy.time import Time
+
+from contimg import naming
+from contimg.catalogs.nvss import write_nvss_table
+from contimg.simulation import instrument as inst
+from contimg.simulation.corruptions import draw_corruptions
+from contimg.simulation.observation import template_uvdata
+from contimg.simulation.sky import PointSource, as_catalog, calibrator_source, field_sources
+from contimg.simulation.visibilities import model_visibilities, source_geometry
+from contimg.timeutil import datetime_to_mjd
+
+DEFAULT_START = datetime(2025, 10, 13, 13, 28, 3, tzinfo=UTC)
+DEFAULT_DEC_DEG = 55.0
+SIDEREAL_RATIO = 1.002737909350795
+
+
+@dataclass(frozen=True)
+class SimulationRequest:
+    """Everything that decides a simulated run; equal requests give identical files."""
+
+    out_dir: Path
+    size: str = "tiny"
+    n_groups: int = 1
+    start: datetime | None = None
+    dec_deg: float | None = None
+    calibrator: str | None = None
+    seed: int = 0
+    sefd_jy: float = 5800.0
+    corrupt: bool = True
+    jitter_s: int = 2
+    n_antennas: int | None = None
+    stations: tuple[int, ...] | None = None
+
+
+@dataclass
+class SimulatedGroup:
+    """One written group: its id, the 16 files and the truth files."""
+
+    group_id: str
+    files: list[Path]
+    truth_json: Path
+    truth_npz: Path
+    sources: list[dict] = field(default_factory=list)
+
+
+def simulate(request: SimulationRequest) -> list[SimulatedGroup]:
+    """Write `n_groups` consecutive groups and their truth; return what was written."""
+    if request.size not in inst.PRESETS:
+        raise ValueError(f"unknown size {request.size!r}; choose one of {sorted(inst.PRESETS)}")
+    if request.n_groups < 1:
+        raise ValueError(f"--groups must be at least 1, got {request.n_groups}")
+    preset = inst.PRESETS[request.size]
+    calibrator = calibrator_source(request.calibrator) if request.calibrator else None
+    dec_deg = _pointing_dec(request, calibrator)
+    start = _first_start(request, calibrator)
+    stations = list(request.stations or inst.choose_stations(request.n_antennas or preset.n_antennas))
+    all_freqs = np.concatenate([inst.subband_frequencies(sb, preset.channels_per_subband)
+                                for sb in range(inst.N_SUBBANDS)])
+    corruptions = draw_corruptions(request.seed, len(stations), all_freqs, enabled=request.corrupt)
+    sky = _sky(request, preset.n_field_sources, start, dec_deg, calibrator)
+    out_dir = Path(request.out_dir)
+    (out_dir / "truth").mkdir(parents=True, exist_ok=True)
+    groups = []
+    for index in range(request.n_groups):
+        group_start = start + timedelta(seconds=index * inst.GROUP_DURATION_S)
+        groups.append(_write_group(request, index, group_start, dec_deg, stations, sky,
+                                   corruptions, all_freqs, out_dir))
+    return groups
+
+
+def transit_time(ra_deg: float, near: datetime) -> datetime:
+    """The meridian transit of right ascension `ra_deg` closest after `near` (UTC)."""
+    lst_hours = Time(near).sidereal_time("apparent", longitude=inst.SITE_LON_DEG).hour
+    wait_sidereal_h = ((ra_deg / 15.0) - lst_hours) % 24.0
+    return near + timedelta(hours=wait_sidereal_h / SIDEREAL_RATIO)
+
+
+def _pointing_dec(request: SimulationRequest, calibrator: PointSource | None) -> float:
+    if request.dec_deg is not None:
+        if not -90.0 <= request.dec_deg <= 90.0:
+            raise ValueError(f"--dec must be within -90..90 degrees, got {request.dec_deg}")
+        return float(request.dec_deg)
+    return calibrator.dec_deg if calibrator else DEFAULT_DEC_DEG
+
+
+def _first_start(request: SimulationRequest, calibrator: PointSource | None) -> datetime:
+    if request.start is not None:
+        start = request.start if request.start.tzinfo else request.start.replace(tzinfo=UTC)
+        return start
+    if calibrator is None:
+        return DEFAULT_START
+    # Centre the first group on the calibrator's transit on the default date.
+    day = DEFAULT_START.replace(hour=0, minute=0, second=0)
+    middle = transit_time(calibrator.ra_deg, day)
+    return (middle - timedelta(seconds=inst.GROUP_DURATION_S / 2)).replace(microsecond=0)
+
+
+def _sky(request: SimulationRequest, n_field: int, start: datetime, dec_deg: float,
+         calibrator: PointSource | None) -> list[PointSource]:
+    """A fixed sky for the whole run: a strip covering every group's field of view."""
+    rng = np.random.default_rng([request.seed, 1])
+    lst0 = Time(start).sidereal_time("apparent", longitude=inst.SITE_LON_DEG).degree
+    span_deg = request.n_groups * inst.GROUP_DURATION_S / 86164.0905 * 360.0
+    centre_ra = (lst0 + span_deg / 2) % 360.0
+    count = max(1, round(n_field * (1 + span_deg * np.cos(np.radians(dec_deg)) / 5.0)))
+    radius = 2.5 + span_deg / 2
+    sources = [s for s in field_sources(rng, centre_ra, dec_deg, count, radius_deg=radius)
+               if abs(s.dec_deg - dec_deg) <= 2.5]
+    return ([calibrator] if calibrator else []) + sources
+
+
+def _write_group(request: SimulationRequest, index: int, start: datetime, dec_deg: float,
+                 stations: list[int], sky: list[PointSource], corruptions, all_freqs: np.ndarray,
+                 out_dir: Path) -> SimulatedGroup:
+    preset = inst.PRESETS[request.size]
+    nchan = preset.channels_per_subband
+    uvd = template_uvdata(start, dec_deg, stations, inst.subband_frequencies(0, nchan),
+                          inst.channel_width_hz(nchan))
+    unique_times, time_index = np.unique(uvd.time_array, return_inverse=True)
+    mjd = unique_times - 2400000.5
+    gains = corruptions.gains(mjd)
+    ant_index = {s - 1: i for i, s in enumerate(stations)}
+    a1 = np.array([ant_index[a] for a in uvd.ant_1_array])
+    a2 = np.array([ant_index[a] for a in uvd.ant_2_array])
+    geometry = source_geometry(uvd, sky)
+    rng = np.random.default_rng([request.seed, 2, index])
+    jitter = rng.integers(0, request.jitter_s + 1, inst.N_SUBBANDS) if request.jitter_s else \
+        np.zeros(inst.N_SUBBANDS, int)
+    jitter -= jitter.min()  # the earliest subband carries the group's own timestamp
+    files = []
+    for sb in range(inst.N_SUBBANDS):
+        chans = slice(sb * nchan, (sb + 1) * nchan)
+        freqs = all_freqs[chans]
+        data = _subband_data(uvd, geometry, time_index, freqs, a1, a2, gains,
+                             corruptions.bandpass[:, chans, :], request.sefd_jy, rng)
+        uvd.freq_array = freqs
+        uvd.data_array = data
+        uvd.history = f"Simulated by contimg (seed {request.seed}, group {index}, subband {sb})."
+        moment = start + timedelta(seconds=int(jitter[sb]))
+        files.append(_write_subband(uvd, out_dir / naming.subband_filename(moment, sb)))
+    truth_json, truth_npz = _write_truth(request, start, dec_deg, stations, geometry, uvd,
+                                         gains, corruptions.bandpass, all_freqs, mjd, out_dir)
+    return SimulatedGroup(naming.iso_timestamp(start), files, truth_json, truth_npz,
+                          json.loads(truth_json.read_text())["sources"])
+
+
+def _subband_data(uvd, geometry, time_index, freqs, a1, a2, gains, bandpass, sefd_jy, rng):
+    """Corrupted visibilities (Nblt, Nchan, 2): G_i G_j* (model + noise); autos are real."""
+    model = model_visibilities(geometry, time_index, freqs)
+    n_blt, n_chan = model.shape
+    data = np.repeat(model[:, :, None], 2, axis=2)
+    autos = a1 == a2
+    width = abs(uvd.channel_width[0])
+    sigma = sefd_jy / np.sqrt(2.0 * width * uvd.integration_time[0]) if sefd_jy > 0 else 0.0
+    if sigma:
+        noise = rng.standard_normal((n_blt, n_chan, 2, 2), dtype=np.float32) * np.float32(sigma)
+        data += noise[..., 0] + 1j * noise[..., 1]
+    # Autocorrelations: system noise power plus sky, real up to a tiny imaginary residue.
+    data[autos] = (sefd_jy + np.abs(model[autos]))[:, :, None] * (1 + 1e-7j)
+    factor_1 = gains[time_index, a1][:, None, :] * bandpass[a1]
+    factor_2 = gains[time_index, a2][:, None, :] * bandpass[a2]
+    return (data * factor_1 * np.conj(factor_2)).astype(np.complex64)
+
+
+def _write_subband(uvd, path: Path) -> Path:
+    partial = path.with_name(f".{path.name}.partial")
+    uvd.write_uvh5(str(partial), clobber=True, run_check=False)
+    # DSA-110 files store uvw as float32 (a quirk readers must cope with).
+    with h5py.File(partial, "r+") as handle:
+        uvw = handle["Header/uvw_array"][()]
+        del handle["Header/uvw_array"]
+        handle["Header"].create_dataset("uvw_array", data=uvw.astype(np.float32))
+    os.replace(partial, path)
+    return path
+
+
+def _write_truth(request, start, dec_deg, stations, geometry, uvd, gains, bandpass, all_freqs,
+                 mjd, out_dir: Path) -> tuple[Path, Path]:
+    stem = naming.group_id(start)
+    sources = []
+    for geo in geometry:
+        from contimg.simulation.beam import airy_power  # local: keeps import graph simple
+
+        beam = airy_power(geo.pointing_offset_rad[:, None], all_freqs[None, :], inst.DISH_DIAMETER_M)
+        apparent = float(np.mean(beam * geo.source.flux_at(all_freqs)[None, :]))
+        sources.append({**geo.source.as_dict(), "mean_apparent_flux_jy": apparent})
+    truth = {
+        "group_id": naming.iso_timestamp(start),
+        "start_utc": start.isoformat(),
+        "start_mjd": datetime_to_mjd(start),
+        "pointing_dec_deg": dec_deg,
+        "stations": stations,
+        "antenna_numbers": [s - 1 for s in stations],
+        "size": request.size,
+        "seed": request.seed,
+        "sefd_jy": request.sefd_jy,
+        "corrupted": request.corrupt,
+        "sources": sources,
+    }
+    truth_json = out_dir / "truth" / f"{stem}_truth.json"
+    truth_npz = out_dir / "truth" / f"{stem}_truth.npz"
+    truth_json.write_text(json.dumps(truth, indent=2))
+    np.savez(truth_npz, gains=gains, bandpass=bandpass, freqs_hz=all_freqs, mjd=mjd,
+             antenna_numbers=np.array([s - 1 for s in stations]))
+    write_nvss_table(out_dir / "truth" / f"{stem}_nvss.tsv",
+                     as_catalog([geo.source for geo in geometry]))
+    return truth_json, truth_npz

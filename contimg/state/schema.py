@@ -1,0 +1,130 @@
+"""Versioned schemas of the state databases, as ordered forward migrations.
+
+Each database's `PRAGMA user_version` is the number of migrations applied. A new
+migration is appended to its list; existing entries are never edited.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: dict[str, list[str]] = {
+    "ingest": [
+        """
+        CREATE TABLE subband_files (
+            path TEXT PRIMARY KEY,
+            group_id TEXT NOT NULL,
+            subband INTEGER NOT NULL,
+            size_bytes INTEGER NOT NULL,
+            mtime REAL NOT NULL,
+            state TEXT NOT NULL DEFAULT 'collecting',
+            first_seen TEXT NOT NULL,
+            updated TEXT NOT NULL
+        );
+        CREATE INDEX subband_files_group ON subband_files(group_id);
+        CREATE TABLE groups (
+            group_id TEXT PRIMARY KEY,
+            state TEXT NOT NULL
+                CHECK (state IN ('collecting','pending','in_progress','completed','failed')),
+            n_subbands INTEGER NOT NULL DEFAULT 0,
+            first_seen TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            error TEXT
+        );
+        CREATE INDEX groups_state ON groups(state, group_id);
+        """,
+    ],
+    "cal_registry": [
+        """
+        CREATE TABLE caltables (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('bpcal','gpcal','2gcal','kcal')),
+            group_id TEXT NOT NULL,
+            source_ms TEXT NOT NULL,
+            calibrator TEXT,
+            valid_start_mjd REAL NOT NULL,
+            valid_end_mjd REAL NOT NULL,
+            status TEXT NOT NULL DEFAULT 'active',
+            flagged_fraction REAL,
+            created TEXT NOT NULL,
+            CHECK (valid_end_mjd > valid_start_mjd)
+        );
+        CREATE INDEX caltables_validity ON caltables(kind, valid_start_mjd, valid_end_mjd);
+        """,
+    ],
+    "products": [
+        """
+        CREATE TABLE storage_locations (
+            name TEXT PRIMARY KEY,
+            path TEXT NOT NULL,
+            updated TEXT NOT NULL
+        );
+        CREATE TABLE ms_index (
+            path TEXT PRIMARY KEY,
+            group_id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('calibrators','science','failed')),
+            start_mjd REAL NOT NULL,
+            end_mjd REAL NOT NULL,
+            dec_deg REAL,
+            calibrator TEXT,
+            status TEXT NOT NULL,
+            size_bytes INTEGER,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL
+        );
+        CREATE INDEX ms_index_time ON ms_index(start_mjd);
+        CREATE TABLE images (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            group_id TEXT NOT NULL,
+            ms_path TEXT,
+            kind TEXT NOT NULL,
+            mid_mjd REAL NOT NULL,
+            status TEXT NOT NULL,
+            archive_path TEXT,
+            created TEXT NOT NULL
+        );
+        CREATE INDEX images_group ON images(group_id);
+        CREATE INDEX images_time ON images(mid_mjd);
+        CREATE TABLE mosaics (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            path TEXT NOT NULL UNIQUE,
+            start_mjd REAL NOT NULL,
+            end_mjd REAL NOT NULL,
+            status TEXT NOT NULL,
+            archive_path TEXT,
+            created TEXT NOT NULL
+        );
+        CREATE TABLE file_moves (
+            id INTEGER PRIMARY KEY,
+            moved_at TEXT NOT NULL,
+            source TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            action TEXT NOT NULL,
+            reason TEXT,
+            actor TEXT,
+            size_bytes INTEGER
+        );
+        CREATE INDEX file_moves_time ON file_moves(moved_at);
+        """,
+    ],
+    "master_sources": [
+        """
+        CREATE TABLE sources (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            ra_deg REAL NOT NULL,
+            dec_deg REAL NOT NULL,
+            flux_jy REAL,
+            catalog TEXT NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE INDEX sources_position ON sources(dec_deg, ra_deg);
+        """,
+    ],
+}
+
+
+def latest_version(database: str) -> int:
+    """The schema version a database has once every migration is applied."""
+    return len(MIGRATIONS[database])

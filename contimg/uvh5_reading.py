@@ -1,0 +1,47 @@
+"""Reading DSA-110 UVH5 files with pyuvdata, coping with the instrument's quirks.
+
+The files store `uvw_array` as float32 and their headers can fail pyuvdata's
+strict checks, so each file is read without checks and its uvw cast to float64
+before files are combined. This is the reference (slow) path; the converter has
+its own bounded-memory reader.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from pyuvdata import UVData
+
+from contimg.naming import parse_subband_filename
+
+READ_KWARGS = {"file_type": "uvh5", "run_check": False, "strict_uvw_antpos_check": False,
+               "check_extra": False, "run_check_acceptability": False}
+
+
+def subband_sort_key(path: Path | str) -> tuple[int, str]:
+    """Order files by subband number (timestamps can differ within a group)."""
+    parsed = parse_subband_filename(Path(path).name)
+    return (parsed[1] if parsed else 999, str(path))
+
+
+def read_subband(path: Path | str) -> UVData:
+    """One subband file as a UVData with float64 uvw."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # header-quirk warnings are expected here
+        uvd = UVData.from_file(str(path), **READ_KWARGS)
+    uvd.uvw_array = uvd.uvw_array.astype(np.float64)
+    return uvd
+
+
+def read_group(paths: Sequence[Path | str]) -> UVData:
+    """All subbands of a group combined along frequency (pyuvdata's way: all in memory)."""
+    ordered = sorted((str(p) for p in paths), key=subband_sort_key)
+    first, *rest = (read_subband(p) for p in ordered)
+    if rest:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            first.fast_concat(rest, axis="freq", inplace=True, run_check=False)
+    return first
