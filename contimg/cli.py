@@ -1,0 +1,67 @@
+"""The `contimg` command: operator tools that run outside Dagster with the same code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from contimg import naming
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `contimg` console script."""
+    parser = argparse.ArgumentParser(prog="contimg", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("doctor", help="print the layout, free space and tool versions")
+    _add_simulate(commands)
+    args = parser.parse_args(argv)
+    if args.command == "doctor":
+        from contimg.doctor import run_doctor
+
+        return run_doctor()
+    return _simulate(args)
+
+
+def _add_simulate(commands: argparse._SubParsersAction) -> None:
+    from contimg.simulation.instrument import PRESETS
+
+    sim = commands.add_parser("simulate", help="write simulated DSA-110 UVH5 groups")
+    sim.add_argument("--out", type=Path, required=True, help="directory to write the groups into")
+    sim.add_argument("--groups", type=int, default=1, help="number of consecutive groups")
+    sim.add_argument("--start", help="start of the first group, YYYY-MM-DDTHH:MM:SS (UTC); "
+                     "default: centred on the calibrator's transit, else 2025-10-13T13:28:03")
+    sim.add_argument("--dec", type=float, help="pointing declination in degrees "
+                     "(default: the calibrator's, else +55)")
+    sim.add_argument("--size", choices=sorted(PRESETS), default="tiny", help="size preset")
+    sim.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
+    sim.add_argument("--calibrator", help="VLA calibrator to put in the sky, e.g. 0834+555 or 3C286")
+    sim.add_argument("--antennas", type=int, help="number of antennas (overrides the preset)")
+    sim.add_argument("--sefd", type=float, default=5800.0, help="system equivalent flux density "
+                     "(Jy) setting the thermal noise; 0 for none")
+    sim.add_argument("--no-corruptions", action="store_true", help="unit gains and bandpasses")
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from contimg.simulation.telescope import SimulationRequest, simulate
+
+    try:
+        start = naming.parse_timestamp(args.start) if args.start else None
+        request = SimulationRequest(
+            out_dir=args.out, size=args.size, n_groups=args.groups, start=start,
+            dec_deg=args.dec, calibrator=args.calibrator, seed=args.seed, sefd_jy=args.sefd,
+            corrupt=not args.no_corruptions, n_antennas=args.antennas,
+        )
+        began = time.perf_counter()
+        for group in simulate(request):
+            print(f"wrote group {group.group_id}: {len(group.files)} files, truth {group.truth_json}")
+    except (ValueError, KeyError) as exc:
+        print(f"contimg simulate: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"done in {time.perf_counter() - began:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
