@@ -1,0 +1,1 @@
+"""contimg's software-defined assets, checks and the Definitions the code location loads."""

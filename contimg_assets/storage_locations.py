@@ -1,0 +1,40 @@
+"""The `storage_locations` asset: base directories registered in products.sqlite3."""
+
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from resources import StateDatabasesResource, StorageLayoutResource
+
+
+@asset(group_name="ops", kinds={"sqlite"})
+def storage_locations(
+    context: AssetExecutionContext,
+    storage: StorageLayoutResource,
+    state: StateDatabasesResource,
+) -> MaterializeResult:
+    """Register where every kind of product lives (the seed's storage_locations table)."""
+    layout = storage.layout()
+    locations = {
+        "incoming": layout.incoming_dir,
+        "ms_files": layout.ms_dir,
+        "calibration_tables": layout.ms_dir / "calibrators",
+        "science_ms": layout.ms_dir / "science",
+        "failed_ms": layout.ms_dir / "failed",
+        "images": layout.images_dir,
+        "mosaics": layout.mosaics_dir,
+        "archive": layout.archive_dir,
+        "state": layout.state_dir,
+        "backups": layout.backups_dir,
+    }
+    store = state.store()
+    try:
+        store.register_storage_locations(locations)
+    finally:
+        store.close()
+    table = "| name | path |\n|---|---|\n" + "\n".join(f"| {k} | `{v}` |" for k, v in locations.items())
+    context.log.info("registered %d storage locations", len(locations))
+    return MaterializeResult(metadata={
+        "locations": MetadataValue.md(table),
+        "count": len(locations),
+        "state_dir": MetadataValue.path(str(layout.state_dir)),
+    })

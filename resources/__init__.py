@@ -1,0 +1,6 @@
+"""Dagster resources: thin ConfigurableResource wrappers around the contimg package."""
+
+from resources.state_databases import StateDatabasesResource
+from resources.storage_layout import StorageLayoutResource
+
+__all__ = ["StateDatabasesResource", "StorageLayoutResource"]

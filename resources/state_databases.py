@@ -1,0 +1,19 @@
+"""The state databases (ingest, cal_registry, products, master_sources) as a resource."""
+
+
+from dagster import ConfigurableResource
+
+from contimg.state import StateStore
+from resources.storage_layout import StorageLayoutResource
+
+
+class StateDatabasesResource(ConfigurableResource):
+    """Opens the SQLite state databases under the layout's state directory, migrated."""
+
+    storage: StorageLayoutResource
+
+    def store(self) -> StateStore:
+        """A StateStore for this process; each call opens fresh connections."""
+        store = StateStore(self.storage.layout().state_dir)
+        store.migrate_all()
+        return store

@@ -1,0 +1,1 @@
+"""Dagster schedules: daily registration now; backups, retention and archival later."""

@@ -1,0 +1,1 @@
+"""Dagster sensors: the demo telescope now; incoming files, run failures and calibration later."""
