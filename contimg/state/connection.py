@@ -53,21 +53,26 @@ def migrate(conn: sqlite3.Connection, database: str) -> int:
     if database not in MIGRATIONS:
         raise ValueError(f"unknown state database {database!r}; expected one of {DATABASES}")
     target = latest_version(database)
-    if conn.execute("PRAGMA user_version").fetchone()[0] >= target:
+    if _check_version(conn, database, target) == target:
         return target
     with write_transaction(conn):
         # Re-read inside the lock: another process may have migrated meanwhile.
-        current = conn.execute("PRAGMA user_version").fetchone()[0]
-        if current > target:
-            raise RuntimeError(
-                f"state database {database} has schema version {current}, newer than this "
-                f"code ({target}). Fix: upgrade contimg, or restore a backup made by this version."
-            )
+        current = _check_version(conn, database, target)
         for version in range(current, target):
             for statement in _statements(MIGRATIONS[database][version]):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version + 1}")
     return target
+
+
+def _check_version(conn: sqlite3.Connection, database: str, target: int) -> int:
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > target:
+        raise RuntimeError(
+            f"state database {database} has schema version {current}, newer than this "
+            f"code ({target}). Fix: upgrade contimg, or restore a backup made by this version."
+        )
+    return current
 
 
 def utc_now() -> str:

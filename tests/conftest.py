@@ -1,0 +1,36 @@
+"""Shared fixtures: an isolated layout per test and simulated groups made once per session."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+from contimg.simulation.telescope import SimulationRequest, SimulatedGroup, simulate
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = REPO / ".venv" / "bin"
+
+
+@pytest.fixture
+def layout_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every CONTIMG_* location into a fresh temporary home; return that home."""
+    for key in list(os.environ):
+        if key.startswith("CONTIMG_"):
+            monkeypatch.delenv(key)
+    home = tmp_path / "home"
+    monkeypatch.setenv("CONTIMG_HOME", str(home))
+    monkeypatch.setenv("CONTIMG_TMPFS_DIR", str(tmp_path / "shm"))
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_groups(tmp_path_factory: pytest.TempPathFactory) -> list[SimulatedGroup]:
+    """Two consecutive tiny groups with a calibrator (made once, read by many tests)."""
+    out = tmp_path_factory.mktemp("tiny")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return simulate(SimulationRequest(out_dir=out, size="tiny", n_groups=2,
+                                          calibrator="0834+555", seed=11))

@@ -1,0 +1,128 @@
+import multiprocessing as mp
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from contimg.layout import resolve_layout
+from contimg.state import StateStore
+from contimg.state.connection import connect, migrate, utc_now
+from contimg.state.discovery import find_products
+from contimg.state.schema import latest_version
+
+WRITERS = 8
+SECONDS = 4.0
+
+
+def _writer(state_dir: str, worker: int, seconds: float, queue: mp.Queue) -> None:
+    store = StateStore(state_dir)
+    written, errors = 0, []
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            store.execute(
+                "ingest",
+                "INSERT INTO groups (group_id, state, n_subbands, first_seen, updated)"
+                " VALUES (?, 'pending', 16, ?, ?)",
+                (f"w{worker}-{written:06d}", utc_now(), utc_now()),
+            )
+            store.log_move(f"/in/{worker}/{written}", f"/out/{worker}/{written}", action="move")
+            written += 1
+    except Exception as exc:  # reported to the parent, which fails the test
+        errors.append(repr(exc))
+    queue.put((worker, written, errors))
+
+
+def test_many_processes_write_concurrently_without_lock_errors(tmp_path: Path):
+    StateStore(tmp_path).migrate_all()  # the schema exists before the race starts
+    queue: mp.Queue = mp.get_context("spawn").Queue()
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w, SECONDS, queue))
+             for w in range(WRITERS)]
+    for proc in procs:
+        proc.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=60)
+    errors = [e for _, _, errs in results for e in errs]
+    assert errors == []
+    expected = sum(n for _, n, _ in results)
+    assert expected > WRITERS * 10  # every writer really wrote, for several seconds
+    store = StateStore(tmp_path)
+    assert store.query("ingest", "SELECT count(*) FROM groups")[0][0] == expected
+    assert store.query("products", "SELECT count(*) FROM file_moves")[0][0] == expected
+    for worker, written, _ in results:
+        rows = store.query("ingest", "SELECT count(*) FROM groups WHERE group_id LIKE ?",
+                           (f"w{worker}-%",))
+        assert rows[0][0] == written
+
+
+def test_concurrent_first_open_migrates_once(tmp_path: Path):
+    ctx = mp.get_context("spawn")
+    queue: mp.Queue = ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w, 0.5, queue)) for w in range(4)]
+    for proc in procs:
+        proc.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=60)
+    assert [e for _, _, errs in results for e in errs] == []
+    conn = connect(tmp_path / "ingest.sqlite3")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == latest_version("ingest")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_newer_schema_is_refused_with_a_fix(tmp_path: Path):
+    conn = connect(tmp_path / "products.sqlite3")
+    conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(RuntimeError, match="newer than this code"):
+        migrate(conn, "products")
+
+
+def test_parameters_are_bound_not_formatted(tmp_path: Path):
+    store = StateStore(tmp_path)
+    hostile = "x'); DROP TABLE ms_index; --"
+    store.log_move(hostile, "/dst", action="move", reason=hostile)
+    row = store.query("products", "SELECT source, reason FROM file_moves")[0]
+    assert tuple(row) == (hostile, hostile)
+    assert store.query("products", "SELECT count(*) FROM ms_index")[0][0] == 0
+
+
+def _register_ms(store: StateStore, path: Path, group: str, kind: str, mjd: float) -> None:
+    now = utc_now()
+    store.execute(
+        "products",
+        "INSERT INTO ms_index (path, group_id, kind, start_mjd, end_mjd, status, created, updated)"
+        " VALUES (?, ?, ?, ?, ?, 'converted', ?, ?)",
+        (str(path), group, kind, mjd, mjd + 309.24 / 86400, now, now),
+    )
+
+
+def test_discovery_asks_the_database_first_then_globs(layout_env):
+    layout = resolve_layout().ensure()
+    store = StateStore(layout.state_dir)
+    on_disk = layout.ms_date_dir("science", "2025-10-13T13:28:03") / "2025-10-13T13:28:03.ms"
+    on_disk.mkdir(parents=True)
+    (layout.ms_date_dir("calibrators", "2025-10-14T01:00:00") / "2025-10-14T01:00:00.ms").mkdir(
+        parents=True)
+
+    found = find_products(store, layout, "ms", group="2025-10-13_13_28_03")
+    assert [(f.path, f.found_by) for f in found] == [(on_disk, "filesystem")]
+
+    registered = Path("/elsewhere/2025-10-13T13:28:03.ms")
+    _register_ms(store, registered, "2025-10-13T13:28:03", "science", 60961.561)
+    found = find_products(store, layout, "ms", group="2025-10-13T13:28:03")
+    assert [(f.path, f.found_by) for f in found] == [(registered, "database")]
+
+    window = find_products(store, layout, "ms", kind="calibrators",
+                           start=datetime(2025, 10, 14, tzinfo=UTC),
+                           end=datetime(2025, 10, 15, tzinfo=UTC))
+    assert [f.group_id for f in window] == ["2025-10-14T01:00:00"]
+    assert window[0].found_by == "filesystem"
+
+
+def test_unknown_database_is_rejected(tmp_path: Path):
+    with pytest.raises(ValueError, match="unknown state database"):
+        migrate(sqlite3.connect(":memory:"), "nope")
