@@ -1,0 +1,67 @@
+"""Science validation: a simulated point source, calibrated with the true gains and
+imaged by the real WSClean, appears at its true position and flux."""
+
+import shutil
+import subprocess
+import warnings
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from contimg.simulation.telescope import SimulationRequest, simulate
+from contimg.simulation.truth import apply_true_gains, load_truth
+from contimg.uvh5_reading import read_group
+
+pytestmark = pytest.mark.slow
+
+
+def _refined_peak(image: np.ndarray) -> tuple[float, float, float]:
+    """Peak value and sub-pixel (x, y) from a 2-D quadratic fitted to the log of the 3x3
+    pixels around the brightest one: exact for a Gaussian beam at any position angle."""
+    y0, x0 = np.unravel_index(np.nanargmax(image), image.shape)
+    dy, dx = np.mgrid[-1:2, -1:2]
+    values = np.log(image[y0 - 1:y0 + 2, x0 - 1:x0 + 2]).ravel()
+    dx, dy = dx.ravel(), dy.ravel()
+    design = np.stack([dx * dx, dy * dy, dx * dy, dx, dy, np.ones_like(dx)], axis=1)
+    a, b, c, d, e, f = np.linalg.lstsq(design, values, rcond=None)[0]
+    # Stationary point of a x^2 + b y^2 + c xy + d x + e y + f.
+    sx, sy = np.linalg.solve([[2 * a, c], [c, 2 * b]], [-d, -e])
+    log_peak = a * sx * sx + b * sy * sy + c * sx * sy + d * sx + e * sy + f
+    return float(np.exp(log_peak)), x0 + sx, y0 + sy
+
+
+def test_point_source_images_at_true_position_and_flux(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # Pointing 0.3 deg south of the calibrator, so it is off the phase centre.
+        (group,) = simulate(SimulationRequest(out_dir=tmp_path, size="small", seed=3,
+                                              calibrator="0834+555", dec_deg=55.27))
+        truth, arrays = load_truth(group.truth_json)
+        cal = truth["sources"][0]
+        uvd = read_group(group.files)
+        apply_true_gains(uvd, arrays)
+        centre_ra, centre_dec = cal["ra_deg"] + 0.213, 55.27
+        uvd.phase(ra=np.radians(centre_ra), dec=np.radians(centre_dec), cat_name="field")
+        ms = tmp_path / "group.ms"
+        uvd.write_ms(str(ms), clobber=True, run_check=False)
+
+    result = subprocess.run(
+        [shutil.which("wsclean") or "wsclean", "-quiet", "-size", "1024", "1024", "-scale", "3asec",
+         "-niter", "3000", "-mgain", "0.8", "-auto-threshold", "3", "-weight", "briggs", "0",
+         "-no-update-model-required", "-name", str(tmp_path / "img"), str(ms)],
+        capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+    with fits.open(tmp_path / "img-image.fits") as hdul:
+        image, header = hdul[0].data[0, 0], hdul[0].header
+    peak, x, y = _refined_peak(image)
+    found = WCS(header).celestial.pixel_to_world(x, y)
+    true = SkyCoord(cal["ra_deg"] * u.deg, cal["dec_deg"] * u.deg)
+    beam_minor_arcsec = header["BMIN"] * 3600
+    assert true.separation(SkyCoord(centre_ra * u.deg, centre_dec * u.deg)).arcmin > 10
+    assert found.separation(true).arcsec < beam_minor_arcsec / 5
+    assert peak == pytest.approx(cal["mean_apparent_flux_jy"], rel=0.05)
