@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from contimg.simulation.telescope import SimulationRequest, SimulatedGroup, simulate
+from contimg.simulation.telescope import SimulatedGroup, SimulationRequest, simulate
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
