@@ -99,23 +99,28 @@ def _new_uvdata(times: np.ndarray, antenna_numbers: list[int], freqs_hz: np.ndar
     )
 
 
-def source_w_offset_m(uvd: UVData, ra_deg: float, dec_deg: float) -> np.ndarray:
-    """w(source) - w(phase centre) in metres for each blt.
-
-    A source at that position has visibility phase exp(+2πi ν Δw / c) in data phased
-    to the current centre: pyuvdata's convention, checked by phasing to the source
-    (tests/test_simulation.py), which then leaves a constant real visibility.
-    """
-    unique_times, time_index = np.unique(uvd.time_array, return_inverse=True)
+def apparent_position(uvd: UVData, ra_deg: float, dec_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Apparent (RA, Dec) in radians of a J2000 position at each unique time of the data."""
+    unique_times = np.unique(uvd.time_array)
     app_ra, app_dec = calc_app_coords(
         lon_coord=np.radians(ra_deg), lat_coord=np.radians(dec_deg), coord_frame="icrs",
         coord_epoch=2000.0, time_array=unique_times, telescope_loc=uvd.telescope.location,
     )
-    app_ra = np.broadcast_to(app_ra, unique_times.shape)[time_index]
-    app_dec = np.broadcast_to(app_dec, unique_times.shape)[time_index]
+    return (np.broadcast_to(app_ra, unique_times.shape).copy(),
+            np.broadcast_to(app_dec, unique_times.shape).copy())
+
+
+def source_w_offset_m(uvd: UVData, app_ra: np.ndarray, app_dec: np.ndarray) -> np.ndarray:
+    """w(source) - w(phase centre) in metres for each blt, from per-time apparent coordinates.
+
+    A source at that position has visibility phase exp(+2πi ν Δw / c) in data phased
+    to the current centre: pyuvdata's convention, checked by phasing to the source
+    (tests/test_simulator.py), which then leaves a constant real visibility.
+    """
+    _, time_index = np.unique(uvd.time_array, return_inverse=True)
     source_uvw = calc_uvw(
-        app_ra=app_ra, app_dec=app_dec, lst_array=uvd.lst_array, use_ant_pos=True,
-        antenna_positions=uvd.telescope.antenna_positions,
+        app_ra=app_ra[time_index], app_dec=app_dec[time_index], lst_array=uvd.lst_array,
+        use_ant_pos=True, antenna_positions=uvd.telescope.antenna_positions,
         antenna_numbers=uvd.telescope.antenna_numbers,
         ant_1_array=uvd.ant_1_array, ant_2_array=uvd.ant_2_array,
         telescope_lat=uvd.telescope.location.lat.rad,
@@ -124,13 +129,9 @@ def source_w_offset_m(uvd: UVData, ra_deg: float, dec_deg: float) -> np.ndarray:
     return source_uvw[:, 2] - uvd.uvw_array[:, 2]
 
 
-def offset_from_pointing_rad(uvd: UVData, ra_deg: float, dec_deg: float) -> np.ndarray:
+def offset_from_pointing_rad(uvd: UVData, app_ra: np.ndarray, app_dec: np.ndarray) -> np.ndarray:
     """Angle between a source and the dish pointing (the phase centre) per unique time."""
-    unique_times, first = np.unique(uvd.time_array, return_index=True)
-    app_ra, app_dec = calc_app_coords(
-        lon_coord=np.radians(ra_deg), lat_coord=np.radians(dec_deg), coord_frame="icrs",
-        coord_epoch=2000.0, time_array=unique_times, telescope_loc=uvd.telescope.location,
-    )
+    _, first = np.unique(uvd.time_array, return_index=True)
     centre_ra = uvd.phase_center_app_ra[first]
     centre_dec = uvd.phase_center_app_dec[first]
     cos_sep = (np.sin(app_dec) * np.sin(centre_dec)

@@ -22,6 +22,7 @@ from astropy.time import Time
 from contimg import naming
 from contimg.catalogs.nvss import write_nvss_table
 from contimg.simulation import instrument as inst
+from contimg.simulation.beam import airy_power
 from contimg.simulation.corruptions import draw_corruptions
 from contimg.simulation.observation import template_uvdata
 from contimg.simulation.sky import PointSource, as_catalog, calibrator_source, field_sources
@@ -202,8 +203,6 @@ def _write_truth(request, start, dec_deg, stations, geometry, uvd, gains, bandpa
     stem = naming.group_id(start)
     sources = []
     for geo in geometry:
-        from contimg.simulation.beam import airy_power  # local: keeps import graph simple
-
         beam = airy_power(geo.pointing_offset_rad[:, None], all_freqs[None, :], inst.DISH_DIAMETER_M)
         apparent = float(np.mean(beam * geo.source.flux_at(all_freqs)[None, :]))
         sources.append({**geo.source.as_dict(), "mean_apparent_flux_jy": apparent})

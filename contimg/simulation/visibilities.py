@@ -9,7 +9,11 @@ from pyuvdata import UVData
 
 from contimg.simulation.beam import SPEED_OF_LIGHT, airy_power
 from contimg.simulation.instrument import DISH_DIAMETER_M
-from contimg.simulation.observation import offset_from_pointing_rad, source_w_offset_m
+from contimg.simulation.observation import (
+    apparent_position,
+    offset_from_pointing_rad,
+    source_w_offset_m,
+)
 from contimg.simulation.sky import PointSource
 
 BEAM_FLOOR = 1e-4  # sources attenuated below this contribute nothing worth the time
@@ -26,11 +30,12 @@ class SourceGeometry:
 
 def source_geometry(uvd: UVData, sources: list[PointSource]) -> list[SourceGeometry]:
     """Per-source geometry, computed once per group and reused for all 16 subbands."""
-    return [
-        SourceGeometry(src, source_w_offset_m(uvd, src.ra_deg, src.dec_deg),
-                       offset_from_pointing_rad(uvd, src.ra_deg, src.dec_deg))
-        for src in sources
-    ]
+    geometry = []
+    for src in sources:
+        app_ra, app_dec = apparent_position(uvd, src.ra_deg, src.dec_deg)
+        geometry.append(SourceGeometry(src, source_w_offset_m(uvd, app_ra, app_dec),
+                                       offset_from_pointing_rad(uvd, app_ra, app_dec)))
+    return geometry
 
 
 def model_visibilities(geometry: list[SourceGeometry], time_index: np.ndarray,
