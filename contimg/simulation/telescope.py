@@ -136,7 +136,7 @@ def _write_group(request: SimulationRequest, index: int, start: datetime, dec_de
     nchan = preset.channels_per_subband
     uvd = template_uvdata(start, dec_deg, stations, inst.subband_frequencies(0, nchan),
                           inst.channel_width_hz(nchan))
-    uvd.nsample_array = np.ones(uvd.data_array.shape, np.float64)
+    uvd.nsample_array = np.ones(uvd.data_array.shape, np.float32)
     unique_times, time_index = np.unique(uvd.time_array, return_inverse=True)
     mjd = unique_times - 2400000.5
     gains = corruptions.gains(mjd)
@@ -185,8 +185,8 @@ def _subband_data(uvd, geometry, time_index, freqs, a1, a2, gains, bandpass, sef
 
 def _write_subband(uvd, path: Path) -> Path:
     partial = path.with_name(f".{path.name}.partial")
-    # Uncompressed flags and float64 nsamples, as the correlator writes them (~180 MB
-    # per full-size subband).
+    # Uncompressed flags and nsamples, as the correlator writes them (pyuvdata always
+    # stores nsamples as float32: ~150 MB per full-size subband).
     uvd.write_uvh5(str(partial), clobber=True, run_check=False, flags_compression=None,
                    nsample_compression=None)
     # DSA-110 files store uvw as float32 (a quirk readers must cope with).
