@@ -1,0 +1,1 @@
+"""UVH5 group -> CASA Measurement Set conversion (plain Python, no Dagster)."""

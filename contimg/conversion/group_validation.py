@@ -1,0 +1,151 @@
+"""Validate a group of subband files before conversion, reading only HDF5 headers.
+
+Every subband must share antennas, times and polarisations; frequencies must tile
+the band without gaps; the pointing declination must agree; every file must open.
+Each violation names the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+
+class GroupValidationError(ValueError):
+    """A group cannot be converted; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class SubbandHeader:
+    """What the converter needs from one file's header."""
+
+    path: Path
+    freqs_hz: np.ndarray  # in file order
+    channel_width_hz: np.ndarray
+    n_blts: int
+    polarizations: np.ndarray
+    phase_center_dec: float | None
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """A validated group: subbands ordered by descending frequency, plus shared metadata."""
+
+    subbands: tuple[SubbandHeader, ...]
+    n_blts: int
+    polarizations: np.ndarray
+    phase_center_dec: float | None
+
+    @property
+    def n_channels(self) -> int:
+        """Total channels over all subbands."""
+        return int(sum(s.freqs_hz.size for s in self.subbands))
+
+    @property
+    def files(self) -> list[Path]:
+        """The files, highest frequency first."""
+        return [s.path for s in self.subbands]
+
+
+def read_header(path: Path) -> SubbandHeader:
+    """Read one file's header; raise GroupValidationError naming the file if unreadable."""
+    try:
+        with h5py.File(path, "r") as handle:
+            header = handle["Header"]
+            freqs = np.asarray(header["freq_array"][()], float).ravel()
+            width = np.broadcast_to(np.abs(np.asarray(header["channel_width"][()], float)).ravel(),
+                                    freqs.shape).copy()
+            dec = header["extra_keywords/phase_center_dec"][()] \
+                if "extra_keywords/phase_center_dec" in header else None
+            _check_not_truncated(path, handle)
+            return SubbandHeader(Path(path), freqs, width, int(header["Nblts"][()]),
+                                 np.asarray(header["polarization_array"][()]).ravel(),
+                                 float(dec) if dec is not None else None)
+    except (OSError, KeyError) as exc:
+        raise GroupValidationError(
+            f"{path}: cannot read the UVH5 header ({exc}). The file is corrupt, truncated or "
+            "still being written. Fix: wait for the writer to finish or replace the file."
+        ) from exc
+
+
+def _check_not_truncated(path: Path, handle: h5py.File) -> None:
+    """Contiguous datasets must end inside the file; a cut-off copy fails here, cheaply."""
+    size = os.path.getsize(path)
+    for name in ("Data/visdata", "Data/flags", "Data/nsamples"):
+        dataset = handle[name]
+        offset = dataset.id.get_offset()
+        if offset is not None and offset + dataset.id.get_storage_size() > size:
+            raise GroupValidationError(
+                f"{path}: truncated: {name} needs {offset + dataset.id.get_storage_size()} bytes "
+                f"but the file has {size}. Fix: copy the file again from the correlator.")
+
+
+def validate_group(paths: Sequence[Path], *, expected_subbands: int | None = 16) -> GroupPlan:
+    """Check the files form one convertible group; return them ordered by frequency."""
+    if not paths:
+        raise GroupValidationError("empty group: no files given")
+    if expected_subbands is not None and len(paths) != expected_subbands:
+        raise GroupValidationError(
+            f"group has {len(paths)} files, expected {expected_subbands}: "
+            + ", ".join(sorted(Path(p).name for p in paths)))
+    headers = sorted((read_header(Path(p)) for p in paths), key=lambda h: -h.freqs_hz.max())
+    reference = headers[0]
+    ref_ants = _antenna_arrays(reference.path)
+    for header in headers[1:]:
+        _compare(header, reference, ref_ants)
+    _check_contiguous(headers)
+    return GroupPlan(tuple(headers), reference.n_blts, reference.polarizations,
+                     reference.phase_center_dec)
+
+
+def _antenna_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    with h5py.File(path, "r") as handle:
+        header = handle["Header"]
+        return (header["ant_1_array"][()], header["ant_2_array"][()], header["time_array"][()])
+
+
+def _compare(header: SubbandHeader, reference: SubbandHeader,
+             ref_arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    name, ref = header.path, reference.path.name
+    if header.n_blts != reference.n_blts:
+        raise GroupValidationError(
+            f"{name}: {header.n_blts} baseline-times, but {ref} has {reference.n_blts}. "
+            "Fix: the subbands come from different correlator setups; regenerate or drop it.")
+    ant1, ant2, times = _antenna_arrays(header.path)
+    if not (np.array_equal(ant1, ref_arrays[0]) and np.array_equal(ant2, ref_arrays[1])):
+        raise GroupValidationError(
+            f"{name}: antennas differ from {ref} (different baselines or order). "
+            "Fix: all subbands of a group must carry the same antennas.")
+    if not np.allclose(times, ref_arrays[2], rtol=0, atol=1e-3 / 86400):
+        raise GroupValidationError(
+            f"{name}: integration times differ from {ref}. "
+            "Fix: the file belongs to another observation; move it out of the group.")
+    if not np.array_equal(header.polarizations, reference.polarizations):
+        raise GroupValidationError(
+            f"{name}: polarisations {header.polarizations.tolist()} differ from {ref} "
+            f"({reference.polarizations.tolist()}).")
+    if (header.phase_center_dec is not None and reference.phase_center_dec is not None
+            and abs(header.phase_center_dec - reference.phase_center_dec) > 1e-6):
+        raise GroupValidationError(
+            f"{name}: pointing declination {np.degrees(header.phase_center_dec):.4f} deg differs "
+            f"from {ref} ({np.degrees(reference.phase_center_dec):.4f} deg).")
+
+
+def _check_contiguous(headers: list[SubbandHeader]) -> None:
+    for upper, lower in zip(headers, headers[1:], strict=False):
+        gap = upper.freqs_hz.min() - lower.freqs_hz.max()
+        width = 0.5 * (upper.channel_width_hz.max() + lower.channel_width_hz.max())
+        if gap <= 0:
+            raise GroupValidationError(
+                f"{lower.path}: frequencies overlap {upper.path.name} (a duplicate subband?). "
+                "Fix: keep one copy of each subband in the group.")
+        if abs(gap - width) > 0.01 * width:
+            raise GroupValidationError(
+                f"{lower.path}: a gap of {gap / 1e6:.3f} MHz separates it from {upper.path.name} "
+                f"(expected one channel, {width / 1e6:.3f} MHz): a subband is missing or has "
+                "different channels.")
