@@ -130,24 +130,46 @@ def _write_subband(main, path: Path, freqs_hz: np.ndarray, first_channel: int,
         data = _squeeze(handle["Data/visdata"][()])
         flags = _squeeze(handle["Data/flags"][()])
         nsamples = _squeeze(handle["Data/nsamples"][()])
-    # Rotate to the new centre and take the conjugate (MS sign convention) in one pass;
-    # the per-channel phasor comes from a running product, one multiply per channel.
-    spacing = np.diff(freqs_hz)
-    uniform = spacing.size == 0 or np.allclose(spacing, spacing[0], rtol=1e-9)
+    # Ascending channel order, complex conjugate (the MS sign convention), then the
+    # rotation to the new phase centre: two vectorised passes over the subband.
+    out = np.conjugate(data[:, ::-1, :])
+    del data
     if np.any(rephase.delta_w_m):
-        phasor = np.conj(rephase.phasor(freqs_hz[0]))
-        step = np.conj(rephase.phasor(spacing[0])) if spacing.size else None
-        for chan in range(freqs_hz.size):
-            if chan:
-                phasor = phasor * step if uniform else np.conj(rephase.phasor(freqs_hz[chan]))
-            np.conjugate(data[:, chan, :], out=data[:, chan, :])
-            data[:, chan, :] *= phasor[:, None].astype(np.complex64)
-    else:
-        np.conjugate(data, out=data)
+        out *= _channel_phasors(rephase, freqs_hz[::-1])[:, :, None]
     n_chan = freqs_hz.size
-    blc, trc = [first_channel, 0], [first_channel + n_chan - 1, data.shape[2] - 1]
-    main.putcolslice("DATA", np.ascontiguousarray(data[:, ::-1, :]), blc, trc)
+    blc, trc = [first_channel, 0], [first_channel + n_chan - 1, out.shape[2] - 1]
+    main.putcolslice("DATA", out, blc, trc)
     main.putcolslice("FLAG", np.ascontiguousarray(flags[:, ::-1, :]), blc, trc)
+    return _row_weights(nsamples)
+
+
+def _channel_phasors(rephase: Rephasing, freqs_hz: np.ndarray) -> np.ndarray:
+    """conj(exp(-2πi ν Δw / c)) per (row, channel), complex64.
+
+    For evenly spaced channels a running product replaces an exp per channel; the
+    product runs over contiguous rows of a (channel, row) array, then is transposed.
+    """
+    spacing = np.diff(freqs_hz)
+    if spacing.size and np.allclose(spacing, spacing[0], rtol=1e-9):
+        phasors = np.empty((freqs_hz.size, rephase.delta_w_m.size), np.complex128)
+        phasors[0] = np.conj(rephase.phasor(freqs_hz[0]))
+        step = np.conj(rephase.phasor(spacing[0]))
+        for chan in range(1, freqs_hz.size):
+            np.multiply(phasors[chan - 1], step, out=phasors[chan])
+    else:
+        phasors = np.stack([np.conj(rephase.phasor(f)) for f in freqs_hz])
+    return phasors.T.astype(np.complex64)
+
+
+def _row_weights(nsamples: np.ndarray) -> np.ndarray:
+    """Median nsample over channels per (row, pol).
+
+    Correlator files almost always carry one nsample value everywhere: two contiguous
+    reductions detect that and skip the (slow, strided) median.
+    """
+    low, high = nsamples.min(), nsamples.max()
+    if low == high:
+        return np.full((nsamples.shape[0], nsamples.shape[2]), low, np.float32)
     return np.median(nsamples, axis=1).astype(np.float32)
 
 

@@ -185,10 +185,10 @@ def _subband_data(uvd, geometry, time_index, freqs, a1, a2, gains, bandpass, sef
 
 def _write_subband(uvd, path: Path) -> Path:
     partial = path.with_name(f".{path.name}.partial")
-    # Uncompressed flags and nsamples, as the correlator writes them (pyuvdata always
+    # Contiguous, uncompressed datasets, as the correlator writes them (pyuvdata always
     # stores nsamples as float32: ~150 MB per full-size subband).
     uvd.write_uvh5(str(partial), clobber=True, run_check=False, flags_compression=None,
-                   nsample_compression=None)
+                   nsample_compression=None, chunks=None)
     # DSA-110 files store uvw as float32 (a quirk readers must cope with).
     with h5py.File(partial, "r+") as handle:
         uvw = handle["Header/uvw_array"][()]
