@@ -23,6 +23,7 @@ from contimg.conversion.rephasing import Rephasing, plan_rephasing
 
 SECONDS_PER_DAY = 86400.0
 MJD_OFFSET_JD = 2400000.5
+DEFAULT_DISH_M = 4.65  # DSA-110 dishes, when a file does not say
 
 
 @dataclass
@@ -56,7 +57,7 @@ def convert_group(files: Sequence[Path], ms_path: Path, *, expected_subbands: in
         _write_row_columns(main, rephase)
         clock.lap("metadata_columns")
         offset = plan.n_channels
-        weights = np.zeros((meta.Nblts, len(plan.polarizations), len(plan.subbands)), np.float32)
+        weights = np.zeros((meta.n_rows, len(plan.polarizations), len(plan.subbands)), np.float32)
         for index, sub in enumerate(plan.subbands):
             n_chan = sub.freqs_hz.size
             offset -= n_chan
@@ -68,10 +69,10 @@ def convert_group(files: Sequence[Path], ms_path: Path, *, expected_subbands: in
         clock.lap("weights")
     finally:
         main.close()
-    times = np.unique(meta.time_array)
-    half = float(np.median(meta.integration_time)) / 2 / SECONDS_PER_DAY
+    times = np.unique(meta.time_jd)
+    half = float(np.median(meta.integration_s)) / 2 / SECONDS_PER_DAY
     return ConversionReport(
-        ms_path=ms_path, n_rows=meta.Nblts, n_channels=plan.n_channels,
+        ms_path=ms_path, n_rows=meta.n_rows, n_channels=plan.n_channels,
         n_subbands=len(plan.subbands),
         phase_centre_deg=(float(np.degrees(rephase.ra_rad)), float(np.degrees(rephase.dec_rad))),
         start_mjd=float(times[0] - MJD_OFFSET_JD - half),
@@ -84,18 +85,20 @@ def convert_group(files: Sequence[Path], ms_path: Path, *, expected_subbands: in
 
 def _describe(plan: GroupPlan, rephase: Rephasing, ms_path: Path) -> MsDescription:
     meta = rephase.metadata
-    tel = meta.telescope
-    location = np.array([tel.location.x.value, tel.location.y.value, tel.location.z.value])
+    location = np.array([meta.location.x.value, meta.location.y.value, meta.location.z.value])
     freqs = np.concatenate([s.freqs_hz for s in plan.subbands])
     widths = np.concatenate([s.channel_width_hz for s in plan.subbands])
     order = np.argsort(freqs)
-    times_s = (np.unique(meta.time_array) - MJD_OFFSET_JD) * SECONDS_PER_DAY
-    half = float(np.median(meta.integration_time)) / 2
-    diameters = (np.asarray(tel.antenna_diameters, float) if tel.antenna_diameters is not None
-                 else np.full(tel.Nants, 4.65))
+    times_s = (np.unique(meta.time_jd) - MJD_OFFSET_JD) * SECONDS_PER_DAY
+    half = float(np.median(meta.integration_s)) / 2
+    order_ants = np.argsort(meta.antenna_numbers)
+    if not np.array_equal(meta.antenna_numbers[order_ants], np.arange(meta.antenna_numbers.size)):
+        raise ValueError("antenna numbers must run 0..N-1 to index the MS ANTENNA table")
+    diameters = np.nan_to_num(meta.antenna_diameters_m[order_ants], nan=DEFAULT_DISH_M)
     return MsDescription(
-        telescope_name=tel.name, antenna_names=list(tel.antenna_names),
-        antenna_itrf_m=tel.antenna_positions + location, dish_diameter_m=diameters,
+        telescope_name=meta.telescope_name,
+        antenna_names=[meta.antenna_names[i] for i in order_ants],
+        antenna_itrf_m=meta.antenna_positions_m[order_ants] + location, dish_diameter_m=diameters,
         freqs_hz=freqs[order], channel_width_hz=widths[order],
         polarizations=plan.polarizations, field_name=ms_path.stem,
         ra_rad=rephase.ra_rad, dec_rad=rephase.dec_rad,
@@ -106,15 +109,15 @@ def _describe(plan: GroupPlan, rephase: Rephasing, ms_path: Path) -> MsDescripti
 
 def _write_row_columns(main, rephase: Rephasing) -> None:
     meta = rephase.metadata
-    n_rows = meta.Nblts
+    n_rows = meta.n_rows
     main.addrows(n_rows)
-    time_s = (meta.time_array - MJD_OFFSET_JD) * SECONDS_PER_DAY
+    time_s = (meta.time_jd - MJD_OFFSET_JD) * SECONDS_PER_DAY
     main.putcol("TIME", time_s)
     main.putcol("TIME_CENTROID", time_s)
-    main.putcol("INTERVAL", meta.integration_time)
-    main.putcol("EXPOSURE", meta.integration_time)
-    main.putcol("ANTENNA1", meta.ant_1_array.astype(np.int32))
-    main.putcol("ANTENNA2", meta.ant_2_array.astype(np.int32))
+    main.putcol("INTERVAL", meta.integration_s)
+    main.putcol("EXPOSURE", meta.integration_s)
+    main.putcol("ANTENNA1", meta.ant_1)
+    main.putcol("ANTENNA2", meta.ant_2)
     main.putcol("UVW", -rephase.uvw_m)  # MS convention: the negative of pyuvdata's
     main.putcol("SCAN_NUMBER", np.ones(n_rows, np.int32))
     main.putcol("STATE_ID", np.full(n_rows, -1, np.int32))

@@ -20,6 +20,7 @@ import numpy as np
 from astropy.time import Time
 
 from contimg import naming
+from contimg.astro_offline import configure_offline_astropy
 from contimg.catalogs.nvss import write_nvss_table
 from contimg.simulation import instrument as inst
 from contimg.simulation.beam import airy_power
@@ -65,6 +66,7 @@ class SimulatedGroup:
 
 def simulate(request: SimulationRequest) -> list[SimulatedGroup]:
     """Write `n_groups` consecutive groups and their truth; return what was written."""
+    configure_offline_astropy()
     if request.size not in inst.PRESETS:
         raise ValueError(f"unknown size {request.size!r}; choose one of {sorted(inst.PRESETS)}")
     if request.n_groups < 1:

@@ -1,0 +1,158 @@
+"""Convert a group into the organised tree: stage, convert, validate, classify, move,
+register — or quarantine with the reason. Plain Python; the Dagster asset calls it."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from casacore import tables
+
+from contimg import naming
+from contimg.conversion.classification import Classification, classify_group
+from contimg.conversion.group_validation import validate_group
+from contimg.conversion.ms_writer import ConversionReport, convert_group
+from contimg.conversion.staging import estimate_ms_bytes, move_into_place, workspace
+from contimg.layout import StorageLayout
+from contimg.state import StateStore
+from contimg.state.connection import utc_now, write_transaction
+from contimg.timeutil import datetime_to_mjd
+
+
+class MsValidationError(RuntimeError):
+    """The written MS is not what was asked for (rows, columns or shape)."""
+
+
+@dataclass
+class ConversionOutcome:
+    """Where the MS went and everything an operator wants to see about it."""
+
+    group_id: str
+    ms_path: Path
+    kind: str
+    classification: Classification
+    report: ConversionReport
+    staging: str
+    size_bytes: int
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConversionOptions:
+    """Operator-tunable choices for conversion and classification."""
+
+    expected_subbands: int | None = 16
+    calibrator_flux_floor_jy: float = 5.0
+    calibrator_max_dec_offset_deg: float = 1.5
+    keep_failed_output: bool = True
+
+
+def convert_into_tree(group_id: str, files: Sequence[Path], layout: StorageLayout,
+                      store: StateStore, options: ConversionOptions = ConversionOptions(),
+                      progress: Callable[[str], None] | None = None) -> ConversionOutcome:
+    """Convert one group and place its MS under ms/{calibrators,science}/YYYY-MM-DD/.
+
+    On failure nothing appears in the organised tree; the partial MS (if any and if
+    kept) goes to ms/failed/YYYY-MM-DD/ and the reason is recorded; the error is re-raised.
+    """
+    group_iso = naming.iso_timestamp(group_id)
+    began = time.perf_counter()
+    plan = validate_group(files, expected_subbands=options.expected_subbands)
+    needed = estimate_ms_bytes(plan.n_blts, plan.n_channels, len(plan.polarizations))
+    with workspace(layout, naming.group_id(group_iso), needed) as space:
+        staged = space.path / naming.ms_name(group_iso)
+        try:
+            report = convert_group(plan.files, staged,
+                                   expected_subbands=options.expected_subbands, progress=progress)
+            check_ms(staged, report.n_rows, report.n_channels)
+            classification = classify_group(
+                report.start_mjd, report.end_mjd, report.pointing_dec_deg,
+                flux_floor_jy=options.calibrator_flux_floor_jy,
+                max_dec_offset_deg=options.calibrator_max_dec_offset_deg)
+            destination = layout.ms_date_dir(classification.kind, group_iso) / staged.name
+            size = directory_bytes(staged)
+            move_into_place(staged, destination)
+        except Exception as exc:
+            quarantine(group_iso, staged, layout, store, reason=f"{type(exc).__name__}: {exc}",
+                       keep=options.keep_failed_output)
+            raise
+    register_ms(store, group_iso, destination, classification, report, size,
+                source=space.path, staging=space.kind)
+    timings = dict(report.timings_s, total=round(time.perf_counter() - began, 3))
+    return ConversionOutcome(group_iso, destination, classification.kind, classification,
+                             report, space.kind, size, timings)
+
+
+def check_ms(ms_path: Path, n_rows: int, n_channels: int) -> None:
+    """The MS opens, has the expected rows, and DATA has the expected channel count."""
+    try:
+        with tables.table(str(ms_path), ack=False) as main:
+            if main.nrows() != n_rows:
+                raise MsValidationError(f"{ms_path}: {main.nrows()} rows, expected {n_rows}")
+            for column in ("DATA", "FLAG", "UVW", "TIME", "ANTENNA1", "ANTENNA2", "WEIGHT"):
+                if column not in main.colnames():
+                    raise MsValidationError(f"{ms_path}: column {column} missing")
+            shape = main.getcell("DATA", 0).shape
+            if shape[0] != n_channels:
+                raise MsValidationError(f"{ms_path}: DATA has {shape[0]} channels, "
+                                        f"expected {n_channels}")
+    except RuntimeError as exc:
+        if isinstance(exc, MsValidationError):
+            raise
+        raise MsValidationError(f"{ms_path}: casacore cannot open the MS ({exc})") from exc
+
+
+def directory_bytes(path: Path) -> int:
+    """Total size of the files below a directory."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def register_ms(store: StateStore, group_iso: str, path: Path, classification: Classification,
+                report: ConversionReport, size: int, *, source: Path, staging: str) -> None:
+    """Record the MS in ms_index and the move in the audit table, in one transaction."""
+    conn = store.connection("products")
+    now = utc_now()
+    with write_transaction(conn):
+        conn.execute(
+            "INSERT INTO ms_index (path, group_id, kind, start_mjd, end_mjd, dec_deg, calibrator,"
+            " status, size_bytes, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, 'converted', ?, ?, ?)"
+            " ON CONFLICT(group_id) DO UPDATE SET path = excluded.path, kind = excluded.kind,"
+            " start_mjd = excluded.start_mjd, end_mjd = excluded.end_mjd,"
+            " dec_deg = excluded.dec_deg, calibrator = excluded.calibrator,"
+            " status = excluded.status, size_bytes = excluded.size_bytes,"
+            " updated = excluded.updated",
+            (str(path), group_iso, classification.kind, report.start_mjd, report.end_mjd,
+             report.pointing_dec_deg, classification.calibrator, size, now, now),
+        )
+        conn.execute(
+            "INSERT INTO file_moves (moved_at, source, destination, action, reason, actor,"
+            " size_bytes) VALUES (?, ?, ?, 'move', ?, 'measurement_set', ?)",
+            (now, str(source / path.name), str(path), f"converted ({staging} staging)", size),
+        )
+
+
+def quarantine(group_iso: str, staged: Path, layout: StorageLayout, store: StateStore, *,
+               reason: str, keep: bool) -> Path | None:
+    """Move a partial MS to ms/failed/YYYY-MM-DD/ (or drop it) and record why."""
+    destination = None
+    if staged.exists() and keep:
+        destination = layout.ms_date_dir("failed", group_iso) / staged.name
+        if destination.exists():
+            shutil.rmtree(destination)
+        move_into_place(staged, destination)
+        store.log_move(staged, destination, action="quarantine", reason=reason,
+                       actor="measurement_set")
+    now = utc_now()
+    mjd = datetime_to_mjd(naming.parse_timestamp(group_iso))
+    store.execute(
+        "products",
+        "INSERT INTO ms_index (path, group_id, kind, start_mjd, end_mjd, status, created, updated)"
+        " VALUES (?, ?, 'failed', ?, ?, ?, ?, ?) ON CONFLICT(group_id) DO UPDATE SET"
+        " path = excluded.path, kind = 'failed', status = excluded.status,"
+        " updated = excluded.updated",
+        (str(destination or staged), group_iso, mjd, mjd, f"failed: {reason}"[:2000], now, now),
+    )
+    return destination
