@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,14 +59,24 @@ def convert_group(files: Sequence[Path], ms_path: Path, *, expected_subbands: in
         clock.lap("metadata_columns")
         offset = plan.n_channels
         weights = np.zeros((meta.n_rows, len(plan.polarizations), len(plan.subbands)), np.float32)
-        for index, sub in enumerate(plan.subbands):
-            n_chan = sub.freqs_hz.size
-            offset -= n_chan
-            weights[:, :, index] = _write_subband(main, sub.path, sub.freqs_hz, offset, rephase)
-            if progress:
-                progress(f"subband {index + 1}/{len(plan.subbands)}: {sub.path.name}")
+        row_flagged = np.ones(meta.n_rows, bool)
+        # Read the next subband on a second thread while this one is rotated and written:
+        # at most two subbands are in memory at once.
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            pending = reader.submit(_read_subband, plan.subbands[0].path)
+            for index, sub in enumerate(plan.subbands):
+                arrays = pending.result()
+                if index + 1 < len(plan.subbands):
+                    pending = reader.submit(_read_subband, plan.subbands[index + 1].path)
+                offset -= sub.freqs_hz.size
+                weights[:, :, index], flagged = _write_subband(main, arrays, sub.freqs_hz,
+                                                               offset, rephase)
+                row_flagged &= flagged
+                del arrays
+                if progress:
+                    progress(f"subband {index + 1}/{len(plan.subbands)}: {sub.path.name}")
         clock.lap("subbands")
-        _write_weights(main, weights)
+        _write_weights(main, weights, row_flagged)
         clock.lap("weights")
     finally:
         main.close()
@@ -126,24 +137,41 @@ def _write_row_columns(main, rephase: Rephasing) -> None:
         main.putcol(column, np.zeros(n_rows, np.int32))
 
 
-def _write_subband(main, path: Path, freqs_hz: np.ndarray, first_channel: int,
-                   rephase: Rephasing) -> np.ndarray:
-    """Write one file's channels (reversed to ascending) and return its per-row weights."""
+def _read_subband(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Visibilities, flags and nsamples of one file (one subband in memory)."""
     with h5py.File(path, "r") as handle:
-        data = _squeeze(handle["Data/visdata"][()])
-        flags = _squeeze(handle["Data/flags"][()])
-        nsamples = _squeeze(handle["Data/nsamples"][()])
+        return (_squeeze(handle["Data/visdata"][()]), _squeeze(handle["Data/flags"][()]),
+                _squeeze(handle["Data/nsamples"][()]))
+
+
+def _write_subband(main, arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+                   freqs_hz: np.ndarray, first_channel: int,
+                   rephase: Rephasing) -> tuple[np.ndarray, np.ndarray]:
+    """Write one subband's channels (reversed to ascending); return its weights and row flags."""
+    data, flags, nsamples = arrays
     # Ascending channel order, complex conjugate (the MS sign convention), then the
-    # rotation to the new phase centre: two vectorised passes over the subband.
-    out = np.conjugate(data[:, ::-1, :])
+    # rotation to the new phase centre. Reversal copies whole (channel) records as
+    # opaque bytes, which is much faster than a strided complex copy.
+    out = _reverse_channels(data)
     del data
+    np.conjugate(out, out=out)
     if np.any(rephase.delta_w_m):
         out *= _channel_phasors(rephase, freqs_hz[::-1])[:, :, None]
     n_chan = freqs_hz.size
     blc, trc = [first_channel, 0], [first_channel + n_chan - 1, out.shape[2] - 1]
     main.putcolslice("DATA", out, blc, trc)
-    main.putcolslice("FLAG", np.ascontiguousarray(flags[:, ::-1, :]), blc, trc)
-    return _row_weights(nsamples)
+    main.putcolslice("FLAG", _reverse_channels(flags), blc, trc)
+    return _row_weights(nsamples), flags.reshape(flags.shape[0], -1).all(axis=1)
+
+
+def _reverse_channels(array: np.ndarray) -> np.ndarray:
+    """A contiguous copy with the channel axis (axis 1) reversed."""
+    n_rows, n_chan = array.shape[:2]
+    record = np.dtype((np.void, array.dtype.itemsize * array.shape[2]))
+    out = np.empty_like(array)
+    out.view(record).reshape(n_rows, n_chan)[:] = \
+        np.ascontiguousarray(array).view(record).reshape(n_rows, n_chan)[:, ::-1]
+    return out
 
 
 def _channel_phasors(rephase: Rephasing, freqs_hz: np.ndarray) -> np.ndarray:
@@ -176,15 +204,14 @@ def _row_weights(nsamples: np.ndarray) -> np.ndarray:
     return np.median(nsamples, axis=1).astype(np.float32)
 
 
-def _write_weights(main, per_subband: np.ndarray) -> None:
+def _write_weights(main, per_subband: np.ndarray, row_flagged: np.ndarray) -> None:
     # pyuvdata uses the median nsample over all channels; the median of equal-size
     # subband medians matches it whenever nsamples are uniform per row (the usual case).
     weight = np.median(per_subband, axis=2)
     main.putcol("WEIGHT", weight)
     with np.errstate(divide="ignore"):
         main.putcol("SIGMA", np.where(weight > 0, weight ** -0.5, 0.0).astype(np.float32))
-    flags = main.getcol("FLAG")
-    main.putcol("FLAG_ROW", flags.all(axis=(1, 2)))
+    main.putcol("FLAG_ROW", row_flagged)
 
 
 def _squeeze(array: np.ndarray) -> np.ndarray:
