@@ -5,10 +5,13 @@ from dagster import Definitions
 
 from contimg.layout import resolve_layout
 from contimg_assets.demo_telescope import simulated_telescope_job
+from contimg_assets.measurement_set import measurement_set
 from contimg_assets.storage_locations import storage_locations
+from contimg_assets.uvh5_group import uvh5_group
 from resources import StateDatabasesResource, StorageLayoutResource
 from schedules.daily_registration import storage_locations_job, storage_locations_schedule
 from sensors.demo_telescope import simulated_telescope_sensor
+from sensors.incoming_files import convert_group_job, incoming_files_sensor
 
 # Validate the layout when the code location loads: a bad path stops here with one
 # clear error naming the variable, the path and the fix.
@@ -17,9 +20,9 @@ resolve_layout().ensure()
 storage = StorageLayoutResource()
 
 defs = Definitions(
-    assets=[storage_locations],
-    jobs=[simulated_telescope_job, storage_locations_job],
-    sensors=[simulated_telescope_sensor],
+    assets=[uvh5_group, measurement_set, storage_locations],
+    jobs=[convert_group_job, simulated_telescope_job, storage_locations_job],
+    sensors=[incoming_files_sensor, simulated_telescope_sensor],
     schedules=[storage_locations_schedule],
     resources={"storage": storage, "state": StateDatabasesResource(storage=storage)},
 )

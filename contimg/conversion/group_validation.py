@@ -15,6 +15,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from contimg.naming import parse_subband_filename
+
 
 class GroupValidationError(ValueError):
     """A group cannot be converted; the message names the file and the problem."""
@@ -22,9 +24,10 @@ class GroupValidationError(ValueError):
 
 @dataclass(frozen=True)
 class SubbandHeader:
-    """What the converter needs from one file's header."""
+    """What the converter needs from one file's header (path None: a missing subband,
+    written as flagged zeros so every group has the same channel layout)."""
 
-    path: Path
+    path: Path | None
     freqs_hz: np.ndarray  # in file order
     channel_width_hz: np.ndarray
     n_blts: int
@@ -48,8 +51,13 @@ class GroupPlan:
 
     @property
     def files(self) -> list[Path]:
-        """The files, highest frequency first."""
-        return [s.path for s in self.subbands]
+        """The files that exist, highest frequency first."""
+        return [s.path for s in self.subbands if s.path is not None]
+
+    @property
+    def missing(self) -> list[SubbandHeader]:
+        """Subbands filled in as flagged channels."""
+        return [s for s in self.subbands if s.path is None]
 
 
 def read_header(path: Path) -> SubbandHeader:
@@ -85,11 +93,17 @@ def _check_not_truncated(path: Path, handle: h5py.File) -> None:
                 f"but the file has {size}. Fix: copy the file again from the correlator.")
 
 
-def validate_group(paths: Sequence[Path], *, expected_subbands: int | None = 16) -> GroupPlan:
-    """Check the files form one convertible group; return them ordered by frequency."""
+def validate_group(paths: Sequence[Path], *, expected_subbands: int | None = 16,
+                   allow_missing: bool = False) -> GroupPlan:
+    """Check the files form one convertible group; return them ordered by frequency.
+
+    With `allow_missing`, absent subbands (known from the sbNN file names) are planned
+    as flagged channels instead of failing the group.
+    """
     if not paths:
         raise GroupValidationError("empty group: no files given")
-    if expected_subbands is not None and len(paths) != expected_subbands:
+    if (expected_subbands is not None and len(paths) != expected_subbands
+            and not (allow_missing and len(paths) < expected_subbands)):
         raise GroupValidationError(
             f"group has {len(paths)} files, expected {expected_subbands}: "
             + ", ".join(sorted(Path(p).name for p in paths)))
@@ -98,6 +112,8 @@ def validate_group(paths: Sequence[Path], *, expected_subbands: int | None = 16)
     ref_ants = _antenna_arrays(reference.path)
     for header in headers[1:]:
         _compare(header, reference, ref_ants)
+    if allow_missing and expected_subbands and len(headers) < expected_subbands:
+        headers = _fill_missing(headers, expected_subbands)
     _check_contiguous(headers)
     return GroupPlan(tuple(headers), reference.n_blts, reference.polarizations,
                      reference.phase_center_dec)
@@ -136,16 +152,44 @@ def _compare(header: SubbandHeader, reference: SubbandHeader,
             f"from {ref} ({np.degrees(reference.phase_center_dec):.4f} deg).")
 
 
+def _fill_missing(headers: list[SubbandHeader], expected: int) -> list[SubbandHeader]:
+    """Plan absent subbands from the sbNN numbering: equal subbands, sb00 highest."""
+    indexed = {}
+    for header in headers:
+        parsed = parse_subband_filename(header.path.name) if header.path else None
+        if parsed is None:
+            raise GroupValidationError(
+                f"{header.path}: cannot tell which subband this is, so missing subbands cannot "
+                "be placed. Fix: use the instrument's sbNN file names.")
+        indexed[parsed[1]] = header
+    ref_index, ref = next(iter(sorted(indexed.items())))
+    n_chan, width = ref.freqs_hz.size, float(ref.channel_width_hz.mean())
+    filled = []
+    for index in range(expected):
+        if index in indexed:
+            filled.append(indexed[index])
+            continue
+        # Subband k sits (k - ref) whole subbands below the reference (sb00 highest).
+        freqs = ref.freqs_hz - (index - ref_index) * n_chan * width
+        filled.append(SubbandHeader(None, freqs, ref.channel_width_hz,
+                                    ref.n_blts, ref.polarizations, ref.phase_center_dec))
+    return sorted(filled, key=lambda h: -h.freqs_hz.max())
+
+
 def _check_contiguous(headers: list[SubbandHeader]) -> None:
     for upper, lower in zip(headers, headers[1:], strict=False):
         gap = upper.freqs_hz.min() - lower.freqs_hz.max()
         width = 0.5 * (upper.channel_width_hz.max() + lower.channel_width_hz.max())
         if gap <= 0:
             raise GroupValidationError(
-                f"{lower.path}: frequencies overlap {upper.path.name} (a duplicate subband?). "
+                f"{_label(lower)}: frequencies overlap {_label(upper)} (a duplicate subband?). "
                 "Fix: keep one copy of each subband in the group.")
         if abs(gap - width) > 0.01 * width:
             raise GroupValidationError(
-                f"{lower.path}: a gap of {gap / 1e6:.3f} MHz separates it from {upper.path.name} "
+                f"{_label(lower)}: a gap of {gap / 1e6:.3f} MHz separates it from {_label(upper)} "
                 f"(expected one channel, {width / 1e6:.3f} MHz): a subband is missing or has "
                 "different channels.")
+
+
+def _label(header: SubbandHeader) -> str:
+    return str(header.path) if header.path else "a missing subband"

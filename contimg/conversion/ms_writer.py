@@ -18,7 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from contimg.conversion.group_validation import GroupPlan, validate_group
+from contimg.conversion.group_validation import GroupPlan, SubbandHeader, validate_group
 from contimg.conversion.ms_skeleton import MsDescription, create_ms
 from contimg.conversion.rephasing import Rephasing, plan_rephasing
 
@@ -43,10 +43,15 @@ class ConversionReport:
 
 
 def convert_group(files: Sequence[Path], ms_path: Path, *, expected_subbands: int | None = 16,
+                  allow_missing: bool = False,
                   progress: Callable[[str], None] | None = None) -> ConversionReport:
-    """Convert one group's files into a new MS at `ms_path` (which must not exist)."""
+    """Convert one group's files into a new MS at `ms_path` (which must not exist).
+
+    With `allow_missing`, absent subbands become flagged channels (zero data).
+    """
     clock = _Clock()
-    plan = validate_group([Path(f) for f in files], expected_subbands=expected_subbands)
+    plan = validate_group([Path(f) for f in files], expected_subbands=expected_subbands,
+                          allow_missing=allow_missing)
     clock.lap("validate")
     rephase = plan_rephasing(plan.files[0])
     clock.lap("rephase_plan")
@@ -62,19 +67,21 @@ def convert_group(files: Sequence[Path], ms_path: Path, *, expected_subbands: in
         row_flagged = np.ones(meta.n_rows, bool)
         # Read the next subband on a second thread while this one is rotated and written:
         # at most two subbands are in memory at once.
+        shape = (meta.n_rows, 0, len(plan.polarizations))
         with ThreadPoolExecutor(max_workers=1) as reader:
-            pending = reader.submit(_read_subband, plan.subbands[0].path)
+            pending = reader.submit(_read_subband, plan.subbands[0], shape)
             for index, sub in enumerate(plan.subbands):
                 arrays = pending.result()
                 if index + 1 < len(plan.subbands):
-                    pending = reader.submit(_read_subband, plan.subbands[index + 1].path)
+                    pending = reader.submit(_read_subband, plan.subbands[index + 1], shape)
                 offset -= sub.freqs_hz.size
                 weights[:, :, index], flagged = _write_subband(main, arrays, sub.freqs_hz,
                                                                offset, rephase)
                 row_flagged &= flagged
                 del arrays
                 if progress:
-                    progress(f"subband {index + 1}/{len(plan.subbands)}: {sub.path.name}")
+                    name = sub.path.name if sub.path else "missing (flagged)"
+                    progress(f"subband {index + 1}/{len(plan.subbands)}: {name}")
         clock.lap("subbands")
         _write_weights(main, weights, row_flagged)
         clock.lap("weights")
@@ -137,9 +144,14 @@ def _write_row_columns(main, rephase: Rephasing) -> None:
         main.putcol(column, np.zeros(n_rows, np.int32))
 
 
-def _read_subband(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Visibilities, flags and nsamples of one file (one subband in memory)."""
-    with h5py.File(path, "r") as handle:
+def _read_subband(sub: SubbandHeader, shape: tuple[int, int, int]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Visibilities, flags and nsamples of one file (one subband in memory); a missing
+    subband reads as zeros, fully flagged, with zero weight."""
+    if sub.path is None:
+        full = (shape[0], sub.freqs_hz.size, shape[2])
+        return (np.zeros(full, np.complex64), np.ones(full, bool), np.zeros(full, np.float32))
+    with h5py.File(sub.path, "r") as handle:
         return (_squeeze(handle["Data/visdata"][()]), _squeeze(handle["Data/flags"][()]),
                 _squeeze(handle["Data/nsamples"][()]))
 

@@ -52,7 +52,8 @@ class ConversionOptions:
 
 def convert_into_tree(group_id: str, files: Sequence[Path], layout: StorageLayout,
                       store: StateStore, options: ConversionOptions = ConversionOptions(),
-                      progress: Callable[[str], None] | None = None) -> ConversionOutcome:
+                      progress: Callable[[str], None] | None = None, *,
+                      allow_missing: bool = False) -> ConversionOutcome:
     """Convert one group and place its MS under ms/{calibrators,science}/YYYY-MM-DD/.
 
     On failure nothing appears in the organised tree; the partial MS (if any and if
@@ -60,13 +61,14 @@ def convert_into_tree(group_id: str, files: Sequence[Path], layout: StorageLayou
     """
     group_iso = naming.iso_timestamp(group_id)
     began = time.perf_counter()
-    plan = validate_group(files, expected_subbands=options.expected_subbands)
+    plan = validate_group(files, expected_subbands=options.expected_subbands,
+                          allow_missing=allow_missing)
     needed = estimate_ms_bytes(plan.n_blts, plan.n_channels, len(plan.polarizations))
     with workspace(layout, naming.group_id(group_iso), needed) as space:
         staged = space.path / naming.ms_name(group_iso)
         try:
-            report = convert_group(plan.files, staged,
-                                   expected_subbands=options.expected_subbands, progress=progress)
+            report = convert_group(plan.files, staged, expected_subbands=options.expected_subbands,
+                                   allow_missing=allow_missing, progress=progress)
             check_ms(staged, report.n_rows, report.n_channels)
             classification = classify_group(
                 report.start_mjd, report.end_mjd, report.pointing_dec_deg,

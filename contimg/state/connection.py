@@ -94,6 +94,7 @@ class StateStore:
     def connection(self, database: str) -> sqlite3.Connection:
         """A migrated connection to one database, reused within this process."""
         if database not in self._connections:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
             conn = connect(self.path(database))
             migrate(conn, database)
             self._connections[database] = conn

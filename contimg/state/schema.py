@@ -31,6 +31,12 @@ MIGRATIONS: dict[str, list[str]] = {
         );
         CREATE INDEX groups_state ON groups(state, group_id);
         """,
+        """
+        ALTER TABLE subband_files ADD COLUMN reason TEXT;
+        ALTER TABLE groups ADD COLUMN missing_subbands TEXT;
+        ALTER TABLE groups ADD COLUMN run_requested INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX subband_files_state ON subband_files(state);
+        """,
     ],
     "cal_registry": [
         """

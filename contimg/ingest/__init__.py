@@ -1,0 +1,1 @@
+"""Ingest: watching the incoming directory and grouping subband files."""
