@@ -24,7 +24,6 @@ from resources import StateDatabasesResource, StorageLayoutResource
 convert_group_job = define_asset_job(
     "convert_group_job",
     selection=AssetSelection.assets("uvh5_group", "measurement_set"),
-    partitions_def=observation_groups,
     description="Validate one observation group and convert it to a Measurement Set.",
 )
 

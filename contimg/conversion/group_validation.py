@@ -132,6 +132,13 @@ def _compare(header: SubbandHeader, reference: SubbandHeader,
         raise GroupValidationError(
             f"{name}: {header.n_blts} baseline-times, but {ref} has {reference.n_blts}. "
             "Fix: the subbands come from different correlator setups; regenerate or drop it.")
+    if (header.freqs_hz.size != reference.freqs_hz.size
+            or not np.allclose(header.channel_width_hz, reference.channel_width_hz, rtol=1e-6)):
+        raise GroupValidationError(
+            f"{name}: {header.freqs_hz.size} channels of "
+            f"{header.channel_width_hz.mean() / 1e3:.3f} kHz, but {ref} has "
+            f"{reference.freqs_hz.size} of {reference.channel_width_hz.mean() / 1e3:.3f} kHz. "
+            "Fix: every subband of a group must have the same channels; drop the odd file.")
     ant1, ant2, times = _antenna_arrays(header.path)
     if not (np.array_equal(ant1, ref_arrays[0]) and np.array_equal(ant2, ref_arrays[1])):
         raise GroupValidationError(
