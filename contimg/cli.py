@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -16,12 +18,69 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("doctor", help="print the layout, free space and tool versions")
     _add_simulate(commands)
+    _add_convert(commands)
+    _add_bench(commands)
     args = parser.parse_args(argv)
     if args.command == "doctor":
         from contimg.doctor import run_doctor
 
         return run_doctor()
+    if args.command == "convert":
+        return _convert(args)
+    if args.command == "bench":
+        from contimg.benchmarks import run_benchmark
+
+        return run_benchmark(args)
     return _simulate(args)
+
+
+def _add_convert(commands: argparse._SubParsersAction) -> None:
+    conv = commands.add_parser("convert", help="convert one group's UVH5 files to a Measurement Set")
+    conv.add_argument("files", nargs="+", type=Path, help="the group's subband files")
+    conv.add_argument("--out", type=Path, required=True, help="the MS to create (PATH.ms)")
+    conv.add_argument("--subbands", type=int, default=16,
+                      help="subbands a group must have (0: accept any number)")
+    conv.add_argument("--allow-missing", action="store_true",
+                      help="convert an incomplete group, flagging the missing subbands")
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from contimg.conversion.group_validation import GroupValidationError
+    from contimg.conversion.ms_writer import convert_group
+
+    if args.out.exists():
+        print(f"contimg convert: error: {args.out} exists; choose a new path", file=sys.stderr)
+        return 2
+    partial = args.out.with_name(f".{args.out.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    began = time.perf_counter()
+    try:
+        report = convert_group(args.files, partial, expected_subbands=args.subbands or None,
+                               allow_missing=args.allow_missing, progress=print)
+        os.rename(partial, args.out)
+    except (GroupValidationError, FileNotFoundError, ValueError) as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        print(f"contimg convert: error: {exc}", file=sys.stderr)
+        return 2
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    ra, dec = report.phase_centre_deg
+    print(f"wrote {args.out}: {report.n_rows} rows x {report.n_channels} channels, phase centre "
+          f"RA {ra:.4f} Dec {dec:.4f} deg, {time.perf_counter() - began:.1f} s")
+    return 0
+
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser("bench", help="benchmarks (not tests): print figures and ratios")
+    which = bench.add_subparsers(dest="benchmark", required=True)
+    conv = which.add_parser("conversion", help="our converter vs pyuvdata on one group")
+    conv.add_argument("--size", default="full", help="simulator size preset")
+    conv.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench"),
+                      help="where to simulate (reused when present) and write")
+    sens = which.add_parser("sensor", help="one incoming-sensor tick over many files")
+    sens.add_argument("--files", type=int, default=31000, help="files in the incoming directory")
+    sens.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench-sensor"))
 
 
 def _add_simulate(commands: argparse._SubParsersAction) -> None:

@@ -36,12 +36,23 @@ def read_subband(path: Path | str) -> UVData:
     return uvd
 
 
-def read_group(paths: Sequence[Path | str]) -> UVData:
-    """All subbands of a group combined along frequency (pyuvdata's way: all in memory)."""
+def read_group(paths: Sequence[Path | str], *, combine: str = "fast_concat") -> UVData:
+    """All subbands of a group combined along frequency (pyuvdata's way: all in memory).
+
+    `combine="fast_concat"` joins along the frequency axis in one step; `"add"` adds
+    the files one by one, which is what `UVData.read` does with a list of files.
+    """
     ordered = sorted((str(p) for p in paths), key=subband_sort_key)
-    first, *rest = (read_subband(p) for p in ordered)
-    if rest:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+    if combine not in ("fast_concat", "add"):
+        raise ValueError(f"combine must be 'fast_concat' or 'add', not {combine!r}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if combine == "add":
+            combined = read_subband(ordered[0])
+            for path in ordered[1:]:
+                combined += read_subband(path)
+            return combined
+        first, *rest = (read_subband(p) for p in ordered)
+        if rest:
             first.fast_concat(rest, axis="freq", inplace=True, run_check=False)
     return first

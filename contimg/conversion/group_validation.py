@@ -70,15 +70,27 @@ def read_header(path: Path) -> SubbandHeader:
                                     freqs.shape).copy()
             dec = header["extra_keywords/phase_center_dec"][()] \
                 if "extra_keywords/phase_center_dec" in header else None
+            pols = np.asarray(header["polarization_array"][()]).ravel()
+            n_blts = int(header["Nblts"][()])
+            _check_shapes(path, handle, n_blts, freqs.size, pols.size)
             _check_not_truncated(path, handle)
-            return SubbandHeader(Path(path), freqs, width, int(header["Nblts"][()]),
-                                 np.asarray(header["polarization_array"][()]).ravel(),
+            return SubbandHeader(Path(path), freqs, width, n_blts, pols,
                                  float(dec) if dec is not None else None)
     except (OSError, KeyError) as exc:
         raise GroupValidationError(
             f"{path}: cannot read the UVH5 header ({exc}). The file is corrupt, truncated or "
             "still being written. Fix: wait for the writer to finish or replace the file."
         ) from exc
+
+
+def _check_shapes(path: Path, handle: h5py.File, n_blts: int, n_freqs: int, n_pols: int) -> None:
+    for name in ("Data/visdata", "Data/flags", "Data/nsamples"):
+        shape = handle[name].shape
+        squeezed = (shape[0], shape[2], shape[3]) if len(shape) == 4 else tuple(shape)
+        if squeezed != (n_blts, n_freqs, n_pols):
+            raise GroupValidationError(
+                f"{path}: {name} has shape {shape}, but the header says "
+                f"({n_blts}, {n_freqs}, {n_pols}). Fix: the file is malformed; replace it.")
 
 
 def _check_not_truncated(path: Path, handle: h5py.File) -> None:

@@ -15,7 +15,13 @@ from contimg import naming
 from contimg.conversion.classification import Classification, classify_group
 from contimg.conversion.group_validation import validate_group
 from contimg.conversion.ms_writer import ConversionReport, convert_group
-from contimg.conversion.staging import estimate_ms_bytes, move_into_place, workspace
+from contimg.conversion.staging import (
+    FreeSpace,
+    estimate_ms_bytes,
+    free_bytes,
+    move_into_place,
+    workspace,
+)
 from contimg.layout import StorageLayout
 from contimg.state import StateStore
 from contimg.state.connection import utc_now, write_transaction
@@ -53,7 +59,8 @@ class ConversionOptions:
 def convert_into_tree(group_id: str, files: Sequence[Path], layout: StorageLayout,
                       store: StateStore, options: ConversionOptions = ConversionOptions(),
                       progress: Callable[[str], None] | None = None, *,
-                      allow_missing: bool = False) -> ConversionOutcome:
+                      allow_missing: bool = False,
+                      free: FreeSpace = free_bytes) -> ConversionOutcome:
     """Convert one group and place its MS under ms/{calibrators,science}/YYYY-MM-DD/.
 
     On failure nothing appears in the organised tree; the partial MS (if any and if
@@ -64,11 +71,12 @@ def convert_into_tree(group_id: str, files: Sequence[Path], layout: StorageLayou
     plan = validate_group(files, expected_subbands=options.expected_subbands,
                           allow_missing=allow_missing)
     needed = estimate_ms_bytes(plan.n_blts, plan.n_channels, len(plan.polarizations))
-    with workspace(layout, naming.group_id(group_iso), needed) as space:
+    with workspace(layout, naming.group_id(group_iso), needed, free) as space:
         staged = space.path / naming.ms_name(group_iso)
         try:
             report = convert_group(plan.files, staged, expected_subbands=options.expected_subbands,
                                    allow_missing=allow_missing, progress=progress)
+            lap = time.perf_counter()
             check_ms(staged, report.n_rows, report.n_channels)
             classification = classify_group(
                 report.start_mjd, report.end_mjd, report.pointing_dec_deg,
@@ -76,7 +84,10 @@ def convert_into_tree(group_id: str, files: Sequence[Path], layout: StorageLayou
                 max_dec_offset_deg=options.calibrator_max_dec_offset_deg)
             destination = layout.ms_date_dir(classification.kind, group_iso) / staged.name
             size = directory_bytes(staged)
+            report.timings_s["check_classify"] = round(time.perf_counter() - lap, 3)
+            lap = time.perf_counter()
             move_into_place(staged, destination)
+            report.timings_s["move"] = round(time.perf_counter() - lap, 3)
         except Exception as exc:
             quarantine(group_iso, staged, layout, store, reason=f"{type(exc).__name__}: {exc}",
                        keep=options.keep_failed_output)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,23 +51,34 @@ def free_bytes(path: Path) -> int:
     return shutil.disk_usage(probe).free
 
 
-def choose_workspace(layout: StorageLayout, name: str, needed_bytes: int) -> Workspace:
-    """tmpfs when it has room, else the scratch disk; raise when neither has."""
-    if layout.tmpfs_usable() and free_bytes(layout.tmpfs_root) >= needed_bytes:
+FreeSpace = Callable[[Path], int]
+
+
+def choose_workspace(layout: StorageLayout, name: str, needed_bytes: int,
+                     free: FreeSpace = free_bytes) -> Workspace:
+    """tmpfs when it has room, else the scratch disk; raise when neither has.
+
+    `free` answers the free bytes of a path (the real call by default; tests and
+    dry runs may pass their own).
+    """
+    tmpfs_free = free(layout.tmpfs_root) if layout.tmpfs_usable() else 0
+    if tmpfs_free >= needed_bytes:
         return Workspace(layout.tmpfs_root / name, "tmpfs")
-    if free_bytes(layout.staging_dir) >= needed_bytes:
+    scratch_free = free(layout.staging_dir)
+    if scratch_free >= needed_bytes:
         return Workspace(layout.staging_dir / name, "scratch")
     raise InsufficientSpaceError(
         f"no room to stage {name}: needs {needed_bytes / 1e9:.2f} GB; tmpfs "
-        f"{layout.tmpfs_root} has {free_bytes(layout.tmpfs_root) / 1e9:.2f} GB free and scratch "
-        f"{layout.staging_dir} {free_bytes(layout.staging_dir) / 1e9:.2f} GB. Fix: free space "
-        "(archive and retention) or point CONTIMG_TMP_DIR at a larger disk.")
+        f"{layout.tmpfs_root} has {tmpfs_free / 1e9:.2f} GB free and scratch "
+        f"{layout.staging_dir} {scratch_free / 1e9:.2f} GB. Nothing was written. Fix: free "
+        "space (archive and retention) or point CONTIMG_TMP_DIR at a larger disk.")
 
 
 @contextmanager
-def workspace(layout: StorageLayout, name: str, needed_bytes: int) -> Iterator[Workspace]:
+def workspace(layout: StorageLayout, name: str, needed_bytes: int,
+              free: FreeSpace = free_bytes) -> Iterator[Workspace]:
     """A fresh workspace directory, removed afterwards whatever happens."""
-    chosen = choose_workspace(layout, name, needed_bytes)
+    chosen = choose_workspace(layout, name, needed_bytes, free)
     shutil.rmtree(chosen.path, ignore_errors=True)
     chosen.path.mkdir(parents=True)
     (chosen.path / ".owner").write_text(f"{os.getpid()} {time.time():.0f}\n")
