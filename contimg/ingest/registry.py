@@ -123,11 +123,18 @@ class IngestRegistry:
 
     def _assign(self, complete: list[tuple[datetime, int, FileObservation]], stamp: str,
                 report: TickReport) -> None:
+        """Cluster complete files into groups, in memory, then write the changes in batches.
+
+        One query loads the groups (and their members) near the new files, so a first
+        tick over a week of files costs a few batched statements, not queries per file.
+        """
         if not complete:
             return
         tolerance = self.settings.tolerance_s
         groups = self._groups_near(complete[0][0], complete[-1][0], tolerance)
         keys = [g[0] for g in groups]  # epoch seconds, sorted
+        members = self._members([g[1] for g in groups])
+        rows, touched = [], set()
         for moment, subband, obs in complete:
             seconds = moment.timestamp()
             index = _nearest(keys, seconds, tolerance)
@@ -139,57 +146,73 @@ class IngestRegistry:
                 index = bisect.bisect_left(keys, seconds)
                 keys.insert(index, seconds)
                 groups.insert(index, [seconds, group_iso, "collecting"])
+                members[group_iso] = {}
             group = groups[index]
             if seconds < group[0] and group[2] == "collecting":
-                group[1] = self._rekey(group[1], naming.iso_timestamp(moment), stamp)
+                old = group[1]
+                group[1] = self._rekey(old, naming.iso_timestamp(moment), stamp, rows)
                 group[0] = keys[index] = seconds
-            self._add_file(group, subband, obs, stamp, report)
-
-    def _groups_near(self, first: datetime, last: datetime, tolerance: float) -> list[list]:
-        low = naming.iso_timestamp(datetime.fromtimestamp(first.timestamp() - tolerance,
-                                                          first.tzinfo))
-        high = naming.iso_timestamp(datetime.fromtimestamp(last.timestamp() + tolerance,
-                                                           last.tzinfo))
-        rows = self.conn.execute("SELECT group_id, state FROM groups WHERE group_id BETWEEN ? AND ?"
-                                 " ORDER BY group_id", (low, high)).fetchall()
-        return [[naming.parse_timestamp(r[0]).timestamp(), r[0], r[1]] for r in rows]
-
-    def _rekey(self, old: str, new: str, stamp: str) -> str:
-        # The group id is the earliest timestamp: an earlier subband renames the group.
-        self.conn.execute("UPDATE groups SET group_id = ?, updated = ? WHERE group_id = ?",
-                          (new, stamp, old))
-        self.conn.execute("UPDATE subband_files SET group_id = ? WHERE group_id = ?", (new, old))
-        return new
-
-    def _add_file(self, group: list, subband: int, obs: FileObservation, stamp: str,
-                  report: TickReport) -> None:
-        group_iso, group_state = group[1], group[2]
-        holder = self.conn.execute(
-            "SELECT path FROM subband_files WHERE group_id = ? AND subband = ? AND path != ?"
-            " AND state != 'duplicate'", (group_iso, subband, obs.path)).fetchone()
-        if holder is not None or group_state != "collecting":
-            why = (f"subband sb{subband:02d} of group {group_iso} already comes from "
-                   f"{holder[0]}" if holder else f"group {group_iso} is already {group_state}")
-            reason = f"{obs.name}: duplicate ({why}); kept aside, not converted."
-            state = "duplicate"
-            report.duplicates.append((obs.path, reason))
-        else:
-            reason, state = None, "collecting"
-        self.conn.execute(
+                members[group[1]] = members.pop(old)
+                touched.discard(old)
+            rows.append(self._place(group, subband, obs, members[group[1]], stamp, report))
+            touched.add(group[1])
+        self.conn.executemany(
             "INSERT INTO subband_files (path, group_id, subband, size_bytes, mtime, state,"
             " first_seen, updated, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(path) DO UPDATE SET group_id = excluded.group_id,"
             " size_bytes = excluded.size_bytes, mtime = excluded.mtime, state = excluded.state,"
-            " updated = excluded.updated, reason = excluded.reason",
-            (obs.path, group_iso, subband, obs.size, obs.mtime, state, stamp, stamp, reason))
-        if state == "collecting":
-            count = self.conn.execute(
-                "SELECT count(DISTINCT subband) FROM subband_files WHERE group_id = ?"
-                " AND state = 'collecting'", (group_iso,)).fetchone()[0]
-            new_state = "pending" if count >= self.settings.expected_subbands else "collecting"
-            self.conn.execute("UPDATE groups SET n_subbands = ?, state = ?, updated = ?"
-                              " WHERE group_id = ?", (count, new_state, stamp, group_iso))
-            group[2] = new_state
+            " updated = excluded.updated, reason = excluded.reason", rows)
+        expected = self.settings.expected_subbands
+        self.conn.executemany(
+            "UPDATE groups SET n_subbands = ?, updated = ?,"
+            " state = CASE WHEN state = 'collecting' AND ? >= ? THEN 'pending' ELSE state END"
+            " WHERE group_id = ?",
+            [(len(members[g]), stamp, len(members[g]), expected, g) for g in touched])
+
+    def _groups_near(self, first: datetime, last: datetime, tolerance: float) -> list[list]:
+        low = naming.iso_timestamp(datetime.fromtimestamp(first.timestamp() - tolerance, UTC))
+        high = naming.iso_timestamp(datetime.fromtimestamp(last.timestamp() + tolerance, UTC))
+        rows = self.conn.execute("SELECT group_id, state FROM groups WHERE group_id BETWEEN ? AND ?"
+                                 " ORDER BY group_id", (low, high)).fetchall()
+        return [[naming.parse_timestamp(r[0]).timestamp(), r[0], r[1]] for r in rows]
+
+    def _members(self, group_ids: list[str]) -> dict[str, dict[int, str]]:
+        members: dict[str, dict[int, str]] = {g: {} for g in group_ids}
+        if group_ids:
+            for group_id, subband, path in self.conn.execute(
+                    "SELECT group_id, subband, path FROM subband_files WHERE group_id BETWEEN ? AND ?"
+                    " AND state NOT IN ('duplicate', 'writing', 'rejected')",
+                    (min(group_ids), max(group_ids))):
+                if group_id in members:
+                    members[group_id][subband] = path
+        return members
+
+    def _rekey(self, old: str, new: str, stamp: str, pending_rows: list[tuple]) -> str:
+        # The group id is the earliest timestamp: an earlier subband renames the group.
+        self.conn.execute("UPDATE groups SET group_id = ?, updated = ? WHERE group_id = ?",
+                          (new, stamp, old))
+        self.conn.execute("UPDATE subband_files SET group_id = ? WHERE group_id = ?", (new, old))
+        for position, row in enumerate(pending_rows):
+            if row[1] == old:
+                pending_rows[position] = (row[0], new, *row[2:])
+        return new
+
+    def _place(self, group: list, subband: int, obs: FileObservation,
+               members: dict[int, str], stamp: str, report: TickReport) -> tuple:
+        """The subband_files row for one complete file: a member, or a duplicate."""
+        group_iso, group_state = group[1], group[2]
+        holder = members.get(subband)
+        if (holder is not None and holder != obs.path) or group_state != "collecting":
+            why = (f"subband sb{subband:02d} of group {group_iso} already comes from {holder}"
+                   if holder and holder != obs.path else f"group {group_iso} is already {group_state}")
+            reason = f"{obs.name}: duplicate ({why}); kept aside, not converted."
+            report.duplicates.append((obs.path, reason))
+            return (obs.path, group_iso, subband, obs.size, obs.mtime, "duplicate", stamp, stamp,
+                    reason)
+        members[subband] = obs.path
+        if len(members) >= self.settings.expected_subbands:
+            group[2] = "pending"
+        return (obs.path, group_iso, subband, obs.size, obs.mtime, "collecting", stamp, stamp, None)
 
     def _find_incomplete(self, now: float, stamp: str, report: TickReport) -> None:
         cutoff = datetime.fromtimestamp(now - self.settings.incomplete_timeout_s, UTC)

@@ -37,6 +37,11 @@ MIGRATIONS: dict[str, list[str]] = {
         ALTER TABLE groups ADD COLUMN run_requested INTEGER NOT NULL DEFAULT 0;
         CREATE INDEX subband_files_state ON subband_files(state);
         """,
+        """
+        DROP INDEX subband_files_state;
+        DROP INDEX subband_files_group;
+        CREATE INDEX subband_files_group_state ON subband_files(group_id, state, subband);
+        """,
     ],
     "cal_registry": [
         """
