@@ -29,3 +29,27 @@ def apply_true_gains(uvd: UVData, arrays: dict[str, np.ndarray]) -> None:
     factor = (gains[time_index, a1][:, None, :] * bandpass[a1]
               * np.conj(gains[time_index, a2][:, None, :] * bandpass[a2]))
     uvd.data_array = (uvd.data_array / factor).astype(np.complex64)
+
+
+def apply_true_gains_to_ms(ms_path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Divide DATA of a contimg MS in place by the true gains (MS sign convention).
+
+    The MS holds the complex conjugate of the UVH5 visibilities, so each row is divided
+    by conj(g_i b_i (g_j b_j)*), with channels matched by frequency.
+    """
+    from casacore import tables
+
+    index = {int(a): i for i, a in enumerate(arrays["antenna_numbers"])}
+    channel = {round(float(f)): i for i, f in enumerate(arrays["freqs_hz"])}
+    with tables.table(str(ms_path / "SPECTRAL_WINDOW"), ack=False) as spw:
+        freqs = spw.getcol("CHAN_FREQ")[0]
+    chans = np.array([channel[round(float(f))] for f in freqs])
+    with tables.table(str(ms_path), readonly=False, ack=False) as main:
+        time_s, a1, a2 = main.getcol("TIME"), main.getcol("ANTENNA1"), main.getcol("ANTENNA2")
+        _, time_index = np.unique(time_s, return_inverse=True)
+        i1 = np.array([index[a] for a in a1])
+        i2 = np.array([index[a] for a in a2])
+        gains, bandpass = arrays["gains"], arrays["bandpass"][:, chans, :]
+        factor = (gains[time_index, i1][:, None, :] * bandpass[i1]
+                  * np.conj(gains[time_index, i2][:, None, :] * bandpass[i2]))
+        main.putcol("DATA", (main.getcol("DATA") / np.conj(factor)).astype(np.complex64))
