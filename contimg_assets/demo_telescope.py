@@ -10,8 +10,12 @@ from datetime import timedelta
 from dagster import Config, OpExecutionContext, job, op
 
 from contimg.simulation import instrument
-from contimg.simulation.telescope import DEFAULT_START, SimulationRequest, simulate
+from contimg.simulation.sky import calibrator_source
+from contimg.simulation.telescope import SimulationRequest, centred_start, simulate
 from resources import StorageLayoutResource
+
+DEMO_CALIBRATOR = "0834+555"
+CALIBRATOR_GROUP = 2  # the third demo group sees the calibrator transit
 
 
 class DemoGroupConfig(Config):
@@ -19,7 +23,6 @@ class DemoGroupConfig(Config):
 
     group_index: int = 0
     size: str = "tiny"
-    calibrator: str | None = None
 
 
 @op
@@ -27,9 +30,14 @@ def write_simulated_group(context: OpExecutionContext, config: DemoGroupConfig,
                           storage: StorageLayoutResource) -> str:
     """Write one simulated group into the incoming directory (each file renamed into place)."""
     layout = storage.layout()
-    start = DEFAULT_START + timedelta(seconds=config.group_index * instrument.GROUP_DURATION_S)
+    first = centred_start(calibrator_source(DEMO_CALIBRATOR).ra_deg) - timedelta(
+        seconds=CALIBRATOR_GROUP * instrument.GROUP_DURATION_S)
+    start = first + timedelta(seconds=config.group_index * instrument.GROUP_DURATION_S)
+    # The sky (calibrator included) is the same for every group; only the third one
+    # has the calibrator transiting through the beam, so it is classified a calibrator.
     request = SimulationRequest(out_dir=layout.incoming_dir, size=config.size, start=start,
-                                seed=config.group_index, calibrator=config.calibrator)
+                                seed=config.group_index, calibrator=DEMO_CALIBRATOR,
+                                dec_deg=calibrator_source(DEMO_CALIBRATOR).dec_deg)
     (group,) = simulate(request)
     context.log.info("wrote group %s: %d files into %s", group.group_id, len(group.files),
                      layout.incoming_dir)

@@ -111,9 +111,13 @@ def _first_start(request: SimulationRequest, calibrator: PointSource | None) -> 
         return start
     if calibrator is None:
         return DEFAULT_START
-    # Centre the first group on the calibrator's transit on the default date.
+    return centred_start(calibrator.ra_deg)
+
+
+def centred_start(ra_deg: float) -> datetime:
+    """Start of a group centred on the transit of `ra_deg` on the default date."""
     day = DEFAULT_START.replace(hour=0, minute=0, second=0)
-    middle = transit_time(calibrator.ra_deg, day)
+    middle = transit_time(ra_deg, day)
     return (middle - timedelta(seconds=inst.GROUP_DURATION_S / 2)).replace(microsecond=0)
 
 
