@@ -81,6 +81,8 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     sens = which.add_parser("sensor", help="one incoming-sensor tick over many files")
     sens.add_argument("--files", type=int, default=31000, help="files in the incoming directory")
     sens.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench-sensor"))
+    part = which.add_parser("partitions", help="a year of group partitions in Dagster")
+    part.add_argument("--count", type=int, default=100_000, help="partition keys to create")
 
 
 def _add_simulate(commands: argparse._SubParsersAction) -> None:

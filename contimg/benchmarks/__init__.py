@@ -11,6 +11,10 @@ def run_benchmark(args: argparse.Namespace) -> int:
         from contimg.benchmarks.conversion import bench_conversion
 
         return bench_conversion(args.size, args.work)
+    if args.benchmark == "partitions":
+        from contimg.benchmarks.partitions import bench_partitions
+
+        return bench_partitions(args.count)
     from contimg.benchmarks.sensor import bench_sensor
 
     return bench_sensor(args.files, args.work)
