@@ -88,3 +88,62 @@ def test_wsclean_images_the_ms(converted, tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "img-image.fits").exists()
+
+
+def _foreign_files(tmp_path: Path) -> list[Path]:
+    """Two UVH5 'subbands' from another instrument: 5 antennas numbered 3..42, four
+    polarisations in AIPS order, ascending channels, data already phased (sidereal)."""
+    from astropy.coordinates import EarthLocation
+    from pyuvdata import Telescope, UVData
+
+    rng = np.random.default_rng(4)
+    numbers = np.array([3, 7, 11, 20, 42])
+    telescope = Telescope.new(
+        name="TOY", location=EarthLocation.from_geodetic(-107.6, 34.08, 2124),
+        instrument="TOY", antenna_names=[f"T{n}" for n in numbers], antenna_numbers=numbers,
+        antenna_positions=rng.normal(0, 300, (5, 3)), antenna_diameters=np.full(5, 25.0))
+    files = []
+    for index, start in enumerate((1.40e9, 1.40e9 + 8 * 1e6)):
+        uvd = UVData.new(freq_array=start + np.arange(8) * 1e6,
+                         polarization_array=["xx", "yy", "xy", "yx"],
+                         times=2460000.5 + np.arange(3) * 10 / 86400, telescope=telescope,
+                         integration_time=10.0, channel_width=1e6, empty=True,
+                         update_telescope_from_known=False, do_blt_outer=True,
+                         phase_center_catalog={0: {"cat_name": "target", "cat_type": "sidereal",
+                                                   "cat_lon": 1.2, "cat_lat": 0.5,
+                                                   "cat_frame": "icrs", "cat_epoch": 2000.0}})
+        shape = uvd.data_array.shape
+        data = rng.normal(size=shape) + 1j * rng.normal(size=shape)
+        autos = uvd.ant_1_array == uvd.ant_2_array
+        data[autos] = np.abs(data[autos])  # autocorrelations are real
+        uvd.data_array = data.astype(np.complex64)
+        uvd.nsample_array[:] = 1.0
+        path = tmp_path / f"toy_part{index}.uvh5"
+        uvd.write_uvh5(str(path))
+        files.append(path)
+    return files
+
+
+def test_other_instruments_convert_like_pyuvdata(tmp_path):
+    files = _foreign_files(tmp_path)
+    ours = tmp_path / "ours.ms"
+    report = convert_group(files, ours, expected_subbands=None)
+    assert report.n_channels == 16
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from contimg.uvh5_reading import read_subband
+
+        uvd = read_subband(files[0])
+        uvd.fast_concat([read_subband(files[1])], axis="freq", inplace=True, run_check=False)
+        reference = tmp_path / "pyuvdata.ms"
+        uvd.write_ms(str(reference), clobber=True, run_check=False)
+    np.testing.assert_allclose(_column(ours, "CHAN_FREQ", "SPECTRAL_WINDOW"),
+                               _column(reference, "CHAN_FREQ", "SPECTRAL_WINDOW"))
+    np.testing.assert_array_equal(_column(ours, "CORR_TYPE", "POLARIZATION"),
+                                  _column(reference, "CORR_TYPE", "POLARIZATION"))
+    np.testing.assert_allclose(_column(ours, "DATA"), _column(reference, "DATA"), atol=1e-6)
+    np.testing.assert_allclose(_column(ours, "UVW"), _column(reference, "UVW"), atol=1e-6)
+    names = {"ours": _column(ours, "NAME", "ANTENNA"), "ref": _column(reference, "NAME", "ANTENNA")}
+    for column in ("ANTENNA1", "ANTENNA2"):
+        assert [names["ours"][i] for i in _column(ours, column)] == \
+            [names["ref"][i] for i in _column(reference, column)]

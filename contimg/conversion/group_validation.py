@@ -71,6 +71,11 @@ def read_header(path: Path) -> SubbandHeader:
             dec = header["extra_keywords/phase_center_dec"][()] \
                 if "extra_keywords/phase_center_dec" in header else None
             pols = np.asarray(header["polarization_array"][()]).ravel()
+            steps = np.diff(freqs)
+            if steps.size and not (np.all(steps > 0) or np.all(steps < 0)):
+                raise GroupValidationError(
+                    f"{path}: channel frequencies are not monotonic. Fix: contimg converts "
+                    "files whose channels ascend or descend; reorder the file.")
             n_blts = int(header["Nblts"][()])
             _check_shapes(path, handle, n_blts, freqs.size, pols.size)
             _check_not_truncated(path, handle)

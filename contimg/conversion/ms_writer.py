@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from contimg.conversion.group_validation import GroupPlan, SubbandHeader, validate_group
-from contimg.conversion.ms_skeleton import MsDescription, create_ms
+from contimg.conversion.ms_skeleton import AIPS_TO_CASA_CORR, MsDescription, create_ms
 from contimg.conversion.rephasing import Rephasing, plan_rephasing
 
 SECONDS_PER_DAY = 86400.0
@@ -68,6 +68,7 @@ def convert_group(files: Sequence[Path], ms_path: Path, *, expected_subbands: in
         # Read the next subband on a second thread while this one is rotated and written:
         # at most two subbands are in memory at once.
         shape = (meta.n_rows, 0, len(plan.polarizations))
+        pol_order = casa_pol_order(plan.polarizations)
         with ThreadPoolExecutor(max_workers=1) as reader:
             pending = reader.submit(_read_subband, plan.subbands[0], shape)
             for index, sub in enumerate(plan.subbands):
@@ -76,7 +77,7 @@ def convert_group(files: Sequence[Path], ms_path: Path, *, expected_subbands: in
                     pending = reader.submit(_read_subband, plan.subbands[index + 1], shape)
                 offset -= sub.freqs_hz.size
                 weights[:, :, index], flagged = _write_subband(main, arrays, sub.freqs_hz,
-                                                               offset, rephase)
+                                                               offset, rephase, pol_order)
                 row_flagged &= flagged
                 del arrays
                 if progress:
@@ -109,16 +110,15 @@ def _describe(plan: GroupPlan, rephase: Rephasing, ms_path: Path) -> MsDescripti
     order = np.argsort(freqs)
     times_s = (np.unique(meta.time_jd) - MJD_OFFSET_JD) * SECONDS_PER_DAY
     half = float(np.median(meta.integration_s)) / 2
-    order_ants = np.argsort(meta.antenna_numbers)
-    if not np.array_equal(meta.antenna_numbers[order_ants], np.arange(meta.antenna_numbers.size)):
-        raise ValueError("antenna numbers must run 0..N-1 to index the MS ANTENNA table")
+    order_ants = np.argsort(meta.antenna_numbers)  # ANTENNA table rows, by antenna number
     diameters = np.nan_to_num(meta.antenna_diameters_m[order_ants], nan=DEFAULT_DISH_M)
     return MsDescription(
         telescope_name=meta.telescope_name,
         antenna_names=[meta.antenna_names[i] for i in order_ants],
         antenna_itrf_m=meta.antenna_positions_m[order_ants] + location, dish_diameter_m=diameters,
         freqs_hz=freqs[order], channel_width_hz=widths[order],
-        polarizations=plan.polarizations, field_name=ms_path.stem,
+        polarizations=plan.polarizations[casa_pol_order(plan.polarizations)],
+        field_name=ms_path.stem,
         ra_rad=rephase.ra_rad, dec_rad=rephase.dec_rad,
         time_range_mjd_s=(float(times_s[0] - half), float(times_s[-1] + half)),
         channels_per_tile=int(plan.subbands[0].freqs_hz.size),
@@ -134,8 +134,11 @@ def _write_row_columns(main, rephase: Rephasing) -> None:
     main.putcol("TIME_CENTROID", time_s)
     main.putcol("INTERVAL", meta.integration_s)
     main.putcol("EXPOSURE", meta.integration_s)
-    main.putcol("ANTENNA1", meta.ant_1)
-    main.putcol("ANTENNA2", meta.ant_2)
+    # ANTENNA1/2 index rows of the ANTENNA table, which lists antennas by number
+    # (for DSA-110, numbers 0..116 are their own rows).
+    numbers = np.sort(meta.antenna_numbers)
+    main.putcol("ANTENNA1", np.searchsorted(numbers, meta.ant_1).astype(np.int32))
+    main.putcol("ANTENNA2", np.searchsorted(numbers, meta.ant_2).astype(np.int32))
     main.putcol("UVW", -rephase.uvw_m)  # MS convention: the negative of pyuvdata's
     main.putcol("SCAN_NUMBER", np.ones(n_rows, np.int32))
     main.putcol("STATE_ID", np.full(n_rows, -1, np.int32))
@@ -157,23 +160,34 @@ def _read_subband(sub: SubbandHeader, shape: tuple[int, int, int]
 
 
 def _write_subband(main, arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
-                   freqs_hz: np.ndarray, first_channel: int,
-                   rephase: Rephasing) -> tuple[np.ndarray, np.ndarray]:
-    """Write one subband's channels (reversed to ascending); return its weights and row flags."""
+                   freqs_hz: np.ndarray, first_channel: int, rephase: Rephasing,
+                   pol_order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Write one subband's channels in ascending frequency; return its weights and row flags."""
     data, flags, nsamples = arrays
+    descending = freqs_hz.size > 1 and freqs_hz[0] > freqs_hz[-1]
+    reorder_pols = not np.array_equal(pol_order, np.arange(pol_order.size))
+    if reorder_pols:
+        data, flags, nsamples = data[:, :, pol_order], flags[:, :, pol_order], nsamples[:, :, pol_order]
     # Ascending channel order, complex conjugate (the MS sign convention), then the
     # rotation to the new phase centre. Reversal copies whole (channel) records as
     # opaque bytes, which is much faster than a strided complex copy.
-    out = _reverse_channels(data)
+    out = _reverse_channels(data) if descending else data  # ours to modify in place
     del data
     np.conjugate(out, out=out)
+    ascending_freqs = freqs_hz[::-1] if descending else freqs_hz
     if np.any(rephase.delta_w_m):
-        out *= _channel_phasors(rephase, freqs_hz[::-1])[:, :, None]
+        out *= _channel_phasors(rephase, ascending_freqs)[:, :, None]
     n_chan = freqs_hz.size
     blc, trc = [first_channel, 0], [first_channel + n_chan - 1, out.shape[2] - 1]
     main.putcolslice("DATA", out, blc, trc)
-    main.putcolslice("FLAG", _reverse_channels(flags), blc, trc)
+    main.putcolslice("FLAG", _reverse_channels(flags) if descending else
+                     np.ascontiguousarray(flags), blc, trc)
     return _row_weights(nsamples), flags.reshape(flags.shape[0], -1).all(axis=1)
+
+
+def casa_pol_order(polarizations: np.ndarray) -> np.ndarray:
+    """Indices that put the file's polarisations in CASA's order (e.g. XX, XY, YX, YY)."""
+    return np.argsort([AIPS_TO_CASA_CORR[int(p)] for p in polarizations], kind="stable")
 
 
 def _reverse_channels(array: np.ndarray) -> np.ndarray:
