@@ -15,6 +15,11 @@ mkdir -p "$DAGSTER_HOME"
 # Embedded default: SQLite instance storage under DAGSTER_HOME.
 telemetry:
   enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 4
+  pools:
+    default_limit: 1  # e.g. the "conversion" pool: one MS written at a time on 2 cores
 YAML
 .venv/bin/contimg doctor
 exec .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p "${CONTIMG_UI_PORT:-3000}"
