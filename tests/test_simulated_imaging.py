@@ -62,32 +62,36 @@ def _image_and_check(ms, tmp_path, cal, centre) -> None:
     assert flux == pytest.approx(cal["mean_apparent_flux_jy"], rel=0.05)
 
 
-def test_point_source_through_contimg_converter(tmp_path):
-    """The platform's own path: our MS (group-midpoint phase centre), true gains applied."""
+@pytest.fixture(scope="module")
+def offset_group(tmp_path_factory):
+    """A small group pointed 0.3 deg south of 0834+555, so the source is off-centre."""
+    out = tmp_path_factory.mktemp("offset")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        (group,) = simulate(SimulationRequest(out_dir=tmp_path, size="small", seed=3,
+        (group,) = simulate(SimulationRequest(out_dir=out, size="small", seed=3,
                                               calibrator="0834+555", dec_deg=55.27))
     truth, arrays = load_truth(group.truth_json)
+    return group, truth["sources"][0], arrays
+
+
+def test_point_source_through_contimg_converter(offset_group, tmp_path):
+    """The platform's own path: our MS (group-midpoint phase centre), true gains applied."""
+    group, cal, arrays = offset_group
     ms = tmp_path / "contimg.ms"
     report = convert_group(group.files, ms)
     apply_true_gains_to_ms(ms, arrays)
-    _image_and_check(ms, tmp_path, truth["sources"][0], report.phase_centre_deg)
+    _image_and_check(ms, tmp_path, cal, report.phase_centre_deg)
 
 
-def test_point_source_images_at_true_position_and_flux(tmp_path):
+def test_point_source_through_pyuvdata_writer(offset_group, tmp_path):
+    """The reference path: pyuvdata phases to a centre 0.2 deg east and writes the MS."""
+    group, cal, arrays = offset_group
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        # Pointing 0.3 deg south of the calibrator, so it is off the phase centre.
-        (group,) = simulate(SimulationRequest(out_dir=tmp_path, size="small", seed=3,
-                                              calibrator="0834+555", dec_deg=55.27))
-        truth, arrays = load_truth(group.truth_json)
-        cal = truth["sources"][0]
         uvd = read_group(group.files)
         apply_true_gains(uvd, arrays)
         centre_ra, centre_dec = cal["ra_deg"] + 0.213, 55.27
         uvd.phase(ra=np.radians(centre_ra), dec=np.radians(centre_dec), cat_name="field")
         ms = tmp_path / "group.ms"
         uvd.write_ms(str(ms), clobber=True, run_check=False)
-
     _image_and_check(ms, tmp_path, cal, (centre_ra, centre_dec))
