@@ -20,7 +20,15 @@ def main(argv: list[str] | None = None) -> int:
     _add_simulate(commands)
     _add_convert(commands)
     _add_bench(commands)
+    metrics = commands.add_parser("metrics", help="Prometheus metrics")
+    metrics_what = metrics.add_subparsers(dest="metrics_command", required=True)
+    serve = metrics_what.add_parser("serve", help="serve /metrics on a loopback port")
+    serve.add_argument("--port", type=int, default=9108)
+    serve.add_argument("--host", default="127.0.0.1")
+    metrics_what.add_parser("textfile", help="write logs/metrics/contimg.prom once")
     args = parser.parse_args(argv)
+    if args.command == "metrics":
+        return _metrics(args)
     if args.command == "doctor":
         from contimg.doctor import run_doctor
 
@@ -32,6 +40,19 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_benchmark(args)
     return _simulate(args)
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    from contimg.layout import resolve_layout
+    from contimg.ops.metrics import serve, write_textfile
+
+    layout = resolve_layout().ensure()
+    if args.metrics_command == "textfile":
+        print(write_textfile(layout))
+        return 0
+    print(f"serving contimg metrics on http://{args.host}:{args.port}/metrics", flush=True)
+    serve(layout, args.port, args.host)
+    return 0
 
 
 def _add_convert(commands: argparse._SubParsersAction) -> None:

@@ -7,11 +7,14 @@ from contimg.layout import resolve_layout
 from contimg_assets.demo_telescope import simulated_telescope_job
 from contimg_assets.measurement_set import measurement_set
 from contimg_assets.storage_locations import storage_locations
+from contimg_assets.storage_usage import storage_usage
 from contimg_assets.uvh5_group import uvh5_group
-from resources import StateDatabasesResource, StorageLayoutResource
+from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 from schedules.daily_registration import storage_locations_job, storage_locations_schedule
+from schedules.storage_monitoring import storage_usage_job, storage_usage_schedule
 from sensors.demo_telescope import simulated_telescope_sensor
 from sensors.incoming_files import convert_group_job, incoming_files_sensor
+from sensors.run_failures import run_failure_alert_sensor
 
 # Validate the layout when the code location loads: a bad path stops here with one
 # clear error naming the variable, the path and the fix.
@@ -20,9 +23,10 @@ resolve_layout().ensure()
 storage = StorageLayoutResource()
 
 defs = Definitions(
-    assets=[uvh5_group, measurement_set, storage_locations],
-    jobs=[convert_group_job, simulated_telescope_job, storage_locations_job],
-    sensors=[incoming_files_sensor, simulated_telescope_sensor],
-    schedules=[storage_locations_schedule],
-    resources={"storage": storage, "state": StateDatabasesResource(storage=storage)},
+    assets=[uvh5_group, measurement_set, storage_locations, storage_usage],
+    jobs=[convert_group_job, simulated_telescope_job, storage_locations_job, storage_usage_job],
+    sensors=[incoming_files_sensor, simulated_telescope_sensor, run_failure_alert_sensor],
+    schedules=[storage_locations_schedule, storage_usage_schedule],
+    resources={"storage": storage, "state": StateDatabasesResource(storage=storage),
+               "notifier": NotifierResource(storage=storage)},
 )

@@ -14,12 +14,11 @@ from dagster import (
     sensor,
 )
 
-from contimg.alerts import emit_alert
 from contimg.ingest.registry import IngestRegistry
 from contimg.ingest.scanner import scan_incoming
 from contimg.ingest.settings import IngestSettings
 from contimg_assets.partitions import observation_groups
-from resources import StateDatabasesResource, StorageLayoutResource
+from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 
 convert_group_job = define_asset_job(
     "convert_group_job",
@@ -33,7 +32,7 @@ SENSOR_INTERVAL_S = int(os.environ.get("CONTIMG_SENSOR_INTERVAL_S", "15"))
 @sensor(job=convert_group_job, minimum_interval_seconds=SENSOR_INTERVAL_S,
         default_status=DefaultSensorStatus.RUNNING)
 def incoming_files_sensor(context: SensorEvaluationContext, storage: StorageLayoutResource,
-                          state: StateDatabasesResource):
+                          state: StateDatabasesResource, notifier: NotifierResource):
     """Scan incoming/, record files and groups in ingest.sqlite3, and request one run
     per complete group (run key `convert-<group>`, so a group never runs twice)."""
     layout = storage.layout()
@@ -41,9 +40,9 @@ def incoming_files_sensor(context: SensorEvaluationContext, storage: StorageLayo
     for _path, reason in report.rejected + report.duplicates:
         context.log.warning(reason)
     for group_id, missing in report.incomplete:
-        emit_alert(layout.logs_dir, "incomplete_group",
-                   f"group {group_id} still misses {len(missing)} subband(s)",
-                   group_id=group_id, missing=missing)
+        notifier.notifier().notify("incomplete_group",
+                                   f"group {group_id} still misses {len(missing)} subband(s)",
+                                   group_id=group_id, missing=missing)
     if not report.ready:
         return SkipReason(f"{report.new_files} new file(s), {len(report.writing)} still being "
                           "written, no complete group")

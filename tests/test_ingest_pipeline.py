@@ -18,7 +18,7 @@ from contimg.simulation.telescope import SimulationRequest, simulate
 from contimg.state import StateStore
 from contimg_assets.measurement_set import measurement_set
 from contimg_assets.uvh5_group import uvh5_group
-from resources import StateDatabasesResource, StorageLayoutResource
+from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 from sensors.incoming_files import incoming_files_sensor
 
 OLD = time.time() - 3600
@@ -27,7 +27,8 @@ OLD = time.time() - 3600
 @pytest.fixture
 def platform(layout_env):
     storage = StorageLayoutResource()
-    resources = {"storage": storage, "state": StateDatabasesResource(storage=storage)}
+    resources = {"storage": storage, "state": StateDatabasesResource(storage=storage),
+                 "notifier": NotifierResource(storage=storage)}
     layout = resolve_layout().ensure()
     return layout, resources, DagsterInstance.ephemeral()
 

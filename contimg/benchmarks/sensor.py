@@ -26,7 +26,7 @@ def bench_sensor(n_files: int, work: Path) -> int:
     """Time sensor ticks over `n_files` incoming files; print figures and a JSON line."""
     from dagster import DagsterInstance, build_sensor_context
 
-    from resources import StateDatabasesResource, StorageLayoutResource
+    from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
     from sensors.incoming_files import incoming_files_sensor
 
     shutil.rmtree(work, ignore_errors=True)
@@ -36,7 +36,8 @@ def bench_sensor(n_files: int, work: Path) -> int:
     layout = storage.layout()
     n_groups = _populate(layout.incoming_dir, n_files)
     print(f"{n_files} files ({n_groups} groups) in {layout.incoming_dir}")
-    resources = {"storage": storage, "state": StateDatabasesResource(storage=storage)}
+    resources = {"storage": storage, "state": StateDatabasesResource(storage=storage),
+                 "notifier": NotifierResource(storage=storage)}
     instance = DagsterInstance.ephemeral()
 
     def tick() -> tuple[float, int]:

@@ -118,6 +118,22 @@ MIGRATIONS: dict[str, list[str]] = {
         );
         CREATE INDEX file_moves_time ON file_moves(moved_at);
         """,
+        """
+        CREATE TABLE ops_runs (
+            id INTEGER PRIMARY KEY,
+            operation TEXT NOT NULL,
+            finished_at TEXT NOT NULL,
+            finished_epoch REAL NOT NULL,
+            status TEXT NOT NULL,
+            details TEXT
+        );
+        CREATE INDEX ops_runs_operation ON ops_runs(operation, finished_epoch);
+        CREATE TABLE alert_state (
+            alert_key TEXT PRIMARY KEY,
+            level TEXT NOT NULL,
+            changed_at TEXT NOT NULL
+        );
+        """,
     ],
     "master_sources": [
         """

@@ -1,0 +1,1 @@
+"""Operations: storage usage, metrics, alerts, backups, retention, archival, migration."""

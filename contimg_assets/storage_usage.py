@@ -1,0 +1,91 @@
+"""The `storage_usage` asset and its disk-threshold checks."""
+
+import base64
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from contimg.ops.metrics import write_textfile
+from contimg.ops.notifier import level_changed
+from contimg.ops.storage_usage import observe_storage
+from contimg.ops.thresholds import DiskThresholds
+from contimg.ops.usage_history import append_observation, days_until_full, growth_per_day, history_png
+from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
+
+CHECKS = [
+    AssetCheckSpec("fast_disk_free", asset="storage_usage",
+                   description="Fast disk free space: WARN below 200 GB, ERROR below 100 GB."),
+    AssetCheckSpec("tmpfs_usage", asset="storage_usage",
+                   description="tmpfs use: ERROR above 95%."),
+]
+
+
+@asset(group_name="ops", kinds={"duckdb", "parquet"}, check_specs=CHECKS)
+def storage_usage(context: AssetExecutionContext, storage: StorageLayoutResource,
+                  state: StateDatabasesResource, notifier: NotifierResource) -> MaterializeResult:
+    """Observe the fast disk, tmpfs and every area; keep the history (Parquet, DuckDB);
+    report growth, days until full, a plot and Prometheus textfile metrics; alert once
+    per threshold crossing."""
+    layout = storage.layout()
+    thresholds = DiskThresholds.from_env()
+    observation = observe_storage(layout)
+    history_dir = layout.state_dir / "history" / "storage_usage"
+    append_observation(history_dir, observation)
+    growth = growth_per_day(history_dir)
+    until_full = days_until_full(observation.fast_disk_free_bytes, growth)
+    levels = {"fast_disk_free": thresholds.fast_disk_level(observation),
+              "tmpfs_usage": thresholds.tmpfs_level(observation)}
+    _alert_on_crossings(state, notifier, levels, observation)
+    write_textfile(layout)
+    return MaterializeResult(
+        metadata=_metadata(observation, growth, until_full, history_dir),
+        check_results=[_check("fast_disk_free", levels["fast_disk_free"],
+                              f"{observation.fast_disk_free_gb:.1f} GB free"),
+                       _check("tmpfs_usage", levels["tmpfs_usage"],
+                              f"{observation.tmpfs_used_percent:.1f}% used")],
+    )
+
+
+def _check(name: str, level: str, text: str) -> AssetCheckResult:
+    severity = AssetCheckSeverity.WARN if level == "WARN" else AssetCheckSeverity.ERROR
+    return AssetCheckResult(check_name=name, passed=level == "OK", severity=severity,
+                            metadata={"level": level, "value": text})
+
+
+def _alert_on_crossings(state, notifier, levels, observation) -> None:
+    store = state.store()
+    for key, level in levels.items():
+        previous = level_changed(store, f"disk:{key}", level)
+        if previous is not None:
+            notifier.notifier().notify(
+                "disk_threshold", f"{key} went from {previous} to {level}", check=key,
+                level=level, previous=previous, fast_disk_free_gb=observation.fast_disk_free_gb,
+                tmpfs_used_percent=observation.tmpfs_used_percent)
+
+
+def _metadata(observation, growth, until_full, history_dir) -> dict:
+    table = "| area | files | GB | oldest (days) | growth GB/day |\n|---|---|---|---|---|\n"
+    for area in observation.areas:
+        oldest = f"{area.oldest_age_s / 86400:.1f}" if area.oldest_age_s is not None else "-"
+        table += (f"| {area.area} | {area.file_count} | {area.bytes / 1e9:.3f} | {oldest} | "
+                  f"{growth.get(area.area, 0.0) / 1e9:.3f} |\n")
+    metadata = {
+        "fast_disk_free_gb": round(observation.fast_disk_free_gb, 2),
+        "tmpfs_used_percent": round(observation.tmpfs_used_percent, 2),
+        "incoming_files": next(a.file_count for a in observation.areas if a.area == "incoming"),
+        "days_until_full": round(until_full, 1) if until_full is not None else None,
+        "areas": MetadataValue.md(table),
+        "history": MetadataValue.path(str(history_dir)),
+    }
+    png = history_png(history_dir)
+    if png:
+        encoded = base64.b64encode(png).decode()
+        metadata["plot"] = MetadataValue.md(f"![storage history](data:image/png;base64,{encoded})")
+    return metadata

@@ -1,0 +1,154 @@
+"""Storage usage: thresholds crossed and restored, history and growth, metrics scraped,
+alert payloads delivered once per crossing to a real local HTTP server."""
+
+import json
+import socket
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+from dagster import AssetCheckSeverity, materialize
+
+from contimg.layout import resolve_layout
+from contimg.ops.storage_usage import observe_storage
+from contimg.ops.usage_history import append_observation, days_until_full, growth_per_day
+from contimg_assets.storage_usage import storage_usage
+from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
+from tests.conftest import VENV_BIN
+
+
+class _Capture(BaseHTTPRequestHandler):
+    payloads: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        length = int(self.headers["Content-Length"])
+        _Capture.payloads.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    _Capture.payloads = []
+    server = HTTPServer(("127.0.0.1", 0), _Capture)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", _Capture.payloads
+    server.shutdown()
+
+
+def _materialize(fake: Path, level: dict, webhook_url: str):
+    fake.write_text(json.dumps(level))
+    storage = StorageLayoutResource()
+    result = materialize([storage_usage], resources={
+        "storage": storage, "state": StateDatabasesResource(storage=storage),
+        "notifier": NotifierResource(storage=storage, webhook_url=webhook_url)})
+    assert result.success
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}, result
+
+
+def _wait_for(payloads: list, count: int) -> None:
+    deadline = time.monotonic() + 20
+    while len(payloads) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def test_thresholds_go_warn_error_and_back_with_one_alert_per_crossing(
+        layout_env, tmp_path, monkeypatch, webhook):
+    url, payloads = webhook
+    fake = tmp_path / "fake_disk.json"
+    monkeypatch.setenv("CONTIMG_FAKE_DISK_USAGE", str(fake))
+    steps = [({"fast_disk_free_gb": 500, "tmpfs_used_percent": 10}, True, None, True),
+             ({"fast_disk_free_gb": 150, "tmpfs_used_percent": 10}, False,
+              AssetCheckSeverity.WARN, True),
+             ({"fast_disk_free_gb": 150, "tmpfs_used_percent": 10}, False,
+              AssetCheckSeverity.WARN, True),
+             ({"fast_disk_free_gb": 50, "tmpfs_used_percent": 97}, False,
+              AssetCheckSeverity.ERROR, False),
+             ({"fast_disk_free_gb": 500, "tmpfs_used_percent": 10}, True, None, True)]
+    for level, disk_ok, severity, tmpfs_ok in steps:
+        checks, _ = _materialize(fake, level, url)
+        assert checks["fast_disk_free"].passed is disk_ok
+        if severity is not None:
+            assert checks["fast_disk_free"].severity == severity
+        assert checks["tmpfs_usage"].passed is tmpfs_ok
+    _wait_for(payloads, 5)
+    texts = [p["text"] for p in payloads]
+    # OK->WARN, WARN->ERROR, tmpfs OK->ERROR, ERROR->OK, tmpfs ERROR->OK: once each,
+    # and nothing for the repeated WARN observation.
+    assert sorted(texts) == sorted([
+        "[contimg] disk_threshold: fast_disk_free went from OK to WARN",
+        "[contimg] disk_threshold: fast_disk_free went from WARN to ERROR",
+        "[contimg] disk_threshold: tmpfs_usage went from OK to ERROR",
+        "[contimg] disk_threshold: fast_disk_free went from ERROR to OK",
+        "[contimg] disk_threshold: tmpfs_usage went from ERROR to OK"])
+    assert payloads[0]["contimg"]["check"] in ("fast_disk_free", "tmpfs_usage")
+
+
+def test_history_gives_growth_and_days_until_full(layout_env, tmp_path):
+    layout = resolve_layout().ensure()
+    history = tmp_path / "history"
+    day = 86400.0
+    for index in range(4):
+        (layout.incoming_dir / f"blob{index}.bin").write_bytes(b"x" * 1_000_000)
+        observation = observe_storage(layout, now=1.7e9 + index * day, fake_file=str(
+            _fake(tmp_path, {"fast_disk_free_gb": 100 - 10 * index})))
+        append_observation(history, observation)
+    growth = growth_per_day(history, days=30)
+    assert growth["incoming"] == pytest.approx(1_000_000, rel=1e-6)
+    assert growth["fast_disk_free"] == pytest.approx(-10e9, rel=1e-6)
+    assert days_until_full(70e9, growth) == pytest.approx(7.0)
+
+
+def _fake(tmp_path: Path, values: dict) -> Path:
+    path = tmp_path / "fake.json"
+    path.write_text(json.dumps(values))
+    return path
+
+
+def test_materialization_shows_plot_and_writes_textfile_metrics(layout_env, webhook):
+    url, _ = webhook
+    storage = StorageLayoutResource()
+    resources = {"storage": storage, "state": StateDatabasesResource(storage=storage),
+                 "notifier": NotifierResource(storage=storage, webhook_url=url)}
+    for _ in range(2):
+        result = materialize([storage_usage], resources=resources)
+    metadata = result.asset_materializations_for_node("storage_usage")[0].metadata
+    assert metadata["plot"].value.startswith("![storage history](data:image/png;base64,")
+    assert "incoming" in metadata["areas"].value
+    prom = (resolve_layout().logs_dir / "metrics" / "contimg.prom").read_text()
+    for name in ("contimg_stage_disk_free_gb", "contimg_tmpfs_usage_percent",
+                 "contimg_incoming_file_count", "contimg_groups_converted_total",
+                 "contimg_last_backup_timestamp_seconds"):
+        assert name in prom
+
+
+def test_metrics_http_endpoint_is_scraped(layout_env):
+    layout = resolve_layout().ensure()
+    for index in range(3):
+        (layout.incoming_dir / f"2025-10-13T13:28:0{index}_sb0{index}.hdf5").write_bytes(b"\0")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([str(VENV_BIN / "contimg"), "metrics", "serve", "--port", str(port)])
+    try:
+        body = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+                break
+            except requests.ConnectionError:
+                time.sleep(0.3)
+        assert "contimg_incoming_file_count 3.0" in body
+        assert "contimg_stage_disk_free_gb" in body
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
