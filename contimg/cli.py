@@ -26,7 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=9108)
     serve.add_argument("--host", default="127.0.0.1")
     metrics_what.add_parser("textfile", help="write logs/metrics/contimg.prom once")
+    restore = commands.add_parser("restore", help="restore the state databases from a backup")
+    restore.add_argument("--backup", help="backup set name or path (default: the newest)")
+    restore.add_argument("--list", action="store_true", help="list backup sets and exit")
+    restore.add_argument("--yes", action="store_true", help="do it (default: show the plan)")
     args = parser.parse_args(argv)
+    if args.command == "restore":
+        return _restore(args)
     if args.command == "metrics":
         return _metrics(args)
     if args.command == "doctor":
@@ -40,6 +46,39 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_benchmark(args)
     return _simulate(args)
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from contimg.layout import resolve_layout
+    from contimg.ops.backup import BackupError, list_backups, restore_databases
+
+    layout = resolve_layout().ensure()
+    backups = list_backups(layout)
+    if args.list or not backups:
+        for backup in backups:
+            print(backup)
+        if not backups:
+            print(f"no backup sets in {layout.backups_dir}", file=sys.stderr)
+        return 0 if backups else 1
+    chosen = Path(args.backup) if args.backup else backups[-1]
+    if not chosen.is_absolute():
+        chosen = layout.backups_dir / chosen
+    manifest = chosen / "manifest.json"
+    if not manifest.exists():
+        print(f"contimg restore: error: {chosen} is not a backup set; see --list", file=sys.stderr)
+        return 2
+    print(f"restore {chosen} into {layout.state_dir}")
+    print(manifest.read_text())
+    if not args.yes:
+        print("dry run: stop the platform, then rerun with --yes")
+        return 0
+    try:
+        aside = restore_databases(layout, chosen)
+    except BackupError as exc:
+        print(f"contimg restore: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"restored; the databases as they were are kept in {aside}")
+    return 0
 
 
 def _metrics(args: argparse.Namespace) -> int:

@@ -1,0 +1,123 @@
+"""Backups: consistent under concurrent writers, shipped and verified with the real rclone,
+pruned only when safe, and restored end to end by the operator command."""
+
+import multiprocessing as mp
+import os
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+
+from dagster import materialize
+
+from contimg.layout import resolve_layout
+from contimg.ops.backup import (
+    BACKUP_FORMAT,
+    backup_databases,
+    list_backups,
+    prune_local_backups,
+    ship_backup,
+)
+from contimg.state import StateStore
+from contimg.state.connection import utc_now, write_transaction
+from contimg_assets.state_backup import state_backup
+from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
+from tests.conftest import VENV_BIN
+
+
+def _paired_writer(state_dir: str, worker: int, seconds: float) -> None:
+    """Each transaction adds one group and one file: a consistent copy has equal counts."""
+    store = StateStore(state_dir)
+    conn = store.connection("ingest")
+    deadline, n = time.monotonic() + seconds, 0
+    while time.monotonic() < deadline:
+        with write_transaction(conn):
+            group = f"w{worker}-{n:06d}"
+            conn.execute("INSERT INTO groups (group_id, state, first_seen, updated)"
+                         " VALUES (?, 'collecting', ?, ?)", (group, utc_now(), utc_now()))
+            conn.execute("INSERT INTO subband_files (path, group_id, subband, size_bytes, mtime,"
+                         " first_seen, updated) VALUES (?, ?, 0, 1, 0, ?, ?)",
+                         (f"/in/{group}", group, utc_now(), utc_now()))
+        n += 1
+
+
+def test_backup_under_concurrent_writes_is_consistent(layout_env):
+    layout = resolve_layout().ensure()
+    StateStore(layout.state_dir).migrate_all()
+    ctx = mp.get_context("spawn")
+    writers = [ctx.Process(target=_paired_writer, args=(str(layout.state_dir), w, 8.0))
+               for w in range(4)]
+    for proc in writers:
+        proc.start()
+    probe = StateStore(layout.state_dir)
+    deadline = time.monotonic() + 60
+    while probe.query("ingest", "SELECT count(*) FROM groups")[0][0] < 50:
+        assert time.monotonic() < deadline, "writers never started"
+        time.sleep(0.1)
+    backups = [backup_databases(layout, datetime.now(UTC) + timedelta(seconds=i))
+               for i in range(3)]
+    still_writing = sum(proc.is_alive() for proc in writers)
+    for proc in writers:
+        proc.join(timeout=60)
+    assert still_writing == 4, "the backups must overlap the writes"
+    for backup in backups:
+        counts = backup.row_counts["ingest"]
+        assert counts["groups"] > 0
+        assert counts["groups"] == counts["subband_files"], "a torn (inconsistent) snapshot"
+        assert (backup.path / "ingest.sqlite3").exists()
+    assert not list(layout.backups_dir.glob(".*partial"))
+
+
+def test_ship_and_prune_only_what_the_remote_holds(layout_env, tmp_path, monkeypatch):
+    remote = tmp_path / "remote"
+    monkeypatch.setenv("CONTIMG_RCLONE_REMOTE", str(remote))
+    layout = resolve_layout().ensure()
+    StateStore(layout.state_dir).migrate_all()
+    now = datetime.now(UTC)
+    old_shipped = backup_databases(layout, now - timedelta(days=20)).path
+    old_local = backup_databases(layout, now - timedelta(days=19)).path
+    recent = backup_databases(layout, now).path
+    destination = ship_backup(layout, old_shipped)
+    assert (remote / "backups" / old_shipped.name / "ingest.sqlite3").exists()
+    assert destination.endswith(old_shipped.name)
+    assert prune_local_backups(layout, now) == [old_shipped]
+    assert list_backups(layout) == [old_local, recent]
+
+
+def test_state_backup_asset_records_and_ships(layout_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONTIMG_RCLONE_REMOTE", str(tmp_path / "remote"))
+    storage = StorageLayoutResource()
+    result = materialize([state_backup], resources={
+        "storage": storage, "state": StateDatabasesResource(storage=storage),
+        "notifier": NotifierResource(storage=storage)})
+    assert result.success
+    layout = resolve_layout()
+    (backup,) = list_backups(layout)
+    assert (tmp_path / "remote" / "backups" / backup.name / "products.sqlite3").exists()
+    rows = StateStore(layout.state_dir).query("products", "SELECT operation, status FROM ops_runs")
+    assert [tuple(r) for r in rows] == [("backup", "ok")]
+
+
+def test_restore_command_brings_back_the_backed_up_rows(layout_env):
+    layout = resolve_layout().ensure()
+    store = StateStore(layout.state_dir)
+    for n in range(5):
+        store.log_move(f"/a/{n}", f"/b/{n}", action="move")
+    backup = backup_databases(layout)
+    for n in range(7):
+        store.log_move(f"/c/{n}", f"/d/{n}", action="move")
+    store.close()
+    command = [str(VENV_BIN / "contimg"), "restore", "--backup", backup.path.name]
+    dry = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert dry.returncode == 0 and "dry run" in dry.stdout
+    assert StateStore(layout.state_dir).query("products", "SELECT count(*) FROM file_moves")[0][0] == 12
+    done = subprocess.run([*command, "--yes"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    restored = StateStore(layout.state_dir)
+    assert restored.query("products", "SELECT count(*) FROM file_moves")[0][0] == 5
+    for name, counts in backup.row_counts.items():
+        for table, count in counts.items():
+            assert restored.query(name, f'SELECT count(*) FROM "{table}"')[0][0] == count
+    (aside,) = layout.state_dir.glob("pre-restore-*")
+    assert (aside / "products.sqlite3").exists(), "the replaced databases are kept"
+    assert datetime.strptime(aside.name[len("pre-restore-"):], BACKUP_FORMAT)
+    assert os.path.getsize(aside / "products.sqlite3") > 0
