@@ -5,6 +5,7 @@ from dagster import Definitions
 
 from contimg.layout import resolve_layout
 from contimg_assets.demo_telescope import simulated_telescope_job
+from contimg_assets.lifecycle import product_archive, retention
 from contimg_assets.measurement_set import measurement_set
 from contimg_assets.state_backup import state_backup
 from contimg_assets.storage_locations import storage_locations
@@ -12,7 +13,14 @@ from contimg_assets.storage_usage import storage_usage
 from contimg_assets.uvh5_group import uvh5_group
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 from schedules.daily_registration import storage_locations_job, storage_locations_schedule
-from schedules.operations import state_backup_job, state_backup_schedule
+from schedules.operations import (
+    archive_schedule,
+    lifecycle_job,
+    retention_job,
+    retention_schedule,
+    state_backup_job,
+    state_backup_schedule,
+)
 from schedules.storage_monitoring import storage_usage_job, storage_usage_schedule
 from sensors.demo_telescope import simulated_telescope_sensor
 from sensors.incoming_files import convert_group_job, incoming_files_sensor
@@ -25,11 +33,13 @@ resolve_layout().ensure()
 storage = StorageLayoutResource()
 
 defs = Definitions(
-    assets=[uvh5_group, measurement_set, storage_locations, storage_usage, state_backup],
+    assets=[uvh5_group, measurement_set, storage_locations, storage_usage, state_backup,
+            product_archive, retention],
     jobs=[convert_group_job, simulated_telescope_job, storage_locations_job, storage_usage_job,
-          state_backup_job],
+          state_backup_job, lifecycle_job, retention_job],
     sensors=[incoming_files_sensor, simulated_telescope_sensor, run_failure_alert_sensor],
-    schedules=[storage_locations_schedule, storage_usage_schedule, state_backup_schedule],
+    schedules=[storage_locations_schedule, storage_usage_schedule, state_backup_schedule,
+               retention_schedule, archive_schedule],
     resources={"storage": storage, "state": StateDatabasesResource(storage=storage),
                "notifier": NotifierResource(storage=storage)},
 )

@@ -134,6 +134,12 @@ MIGRATIONS: dict[str, list[str]] = {
             changed_at TEXT NOT NULL
         );
         """,
+        """
+        ALTER TABLE images ADD COLUMN archive_staged TEXT;
+        ALTER TABLE images ADD COLUMN archive_sha256 TEXT;
+        ALTER TABLE mosaics ADD COLUMN archive_staged TEXT;
+        ALTER TABLE mosaics ADD COLUMN archive_sha256 TEXT;
+        """,
     ],
     "master_sources": [
         """

@@ -1,0 +1,124 @@
+"""Archive and retention with the real rclone against a local-directory remote."""
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from contimg.layout import resolve_layout
+from contimg.ops.archive import CompressionSettings, archive_products
+from contimg.ops.retention import RetentionPolicy, apply_retention, plan_retention
+from contimg.state import StateStore
+from contimg.state.connection import utc_now
+
+OLD = time.time() - 200 * 86400
+
+
+def _image(layout, name: str, seed: int) -> tuple[Path, np.ndarray]:
+    data = np.random.default_rng(seed).normal(0, 1e-3, (128, 128)).astype(np.float32)
+    data[64, 64] = 0.5  # a source
+    path = layout.images_dir / f"{name}.img-image-pb.fits"
+    fits.PrimaryHDU(data).writeto(path)
+    os.utime(path, (OLD, OLD))
+    return path, data
+
+
+def _register(store: StateStore, path: Path, table: str = "images") -> None:
+    if table == "images":
+        store.execute("products", "INSERT INTO images (path, group_id, kind, mid_mjd, status,"
+                      " created) VALUES (?, ?, 'wsclean', 60961.5, 'ready', ?)",
+                      (str(path), path.name[:19], utc_now()))
+    else:
+        store.execute("products", "INSERT INTO mosaics (name, path, start_mjd, end_mjd, status,"
+                      " created) VALUES (?, ?, 60961, 60962, 'ready', ?)",
+                      (path.stem, str(path), utc_now()))
+
+
+@pytest.fixture
+def lifecycle(layout_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONTIMG_RCLONE_REMOTE", str(tmp_path / "remote"))
+    layout = resolve_layout().ensure()
+    store = StateStore(layout.state_dir)
+    store.migrate_all()
+    return layout, store, tmp_path / "remote"
+
+
+@pytest.mark.parametrize("quantize_level", [16.0, 0.0])
+def test_archived_images_decompress_within_quantisation(lifecycle, quantize_level):
+    layout, store, remote = lifecycle
+    path, original = _image(layout, "2025-10-13T13:28:03", 1)
+    _register(store, path)
+    report = archive_products(layout, store, CompressionSettings(quantize_level))
+    archived = remote / "archive" / report.images[0]
+    restored = fits.getdata(archived, 1)
+    if quantize_level == 0:
+        np.testing.assert_array_equal(restored, original)  # lossless: bit for bit
+    else:
+        noise = 1e-3
+        assert np.abs(restored - original).max() <= noise / quantize_level * 1.01
+        assert restored[64, 64] == pytest.approx(0.5, abs=noise / quantize_level)
+    row = store.query("products", "SELECT archive_path, archive_sha256 FROM images")[0]
+    assert row["archive_path"].endswith(report.images[0]) and len(row["archive_sha256"]) == 64
+
+
+def test_archive_tars_mosaics_and_a_second_run_moves_nothing(lifecycle):
+    layout, store, remote = lifecycle
+    mosaic = layout.mosaics_dir / "2025-10-13_hourly.fits"
+    fits.PrimaryHDU(np.ones((16, 16), np.float32)).writeto(mosaic)
+    (layout.mosaics_dir / "2025-10-13_hourly.weights.fits").write_bytes(b"w" * 100)
+    _register(store, mosaic, "mosaics")
+    first = archive_products(layout, store)
+    assert first.mosaics == ["images/mosaics/2025-10-13_hourly.tar.gz"]
+    tarball = remote / "archive" / first.mosaics[0]
+    before = tarball.stat().st_mtime_ns
+    second = archive_products(layout, store)
+    assert second.images == [] and second.mosaics == []
+    assert tarball.stat().st_mtime_ns == before
+
+
+def test_aggressive_retention_deletes_only_verified_archives(lifecycle, monkeypatch):
+    layout, store, remote = lifecycle
+    archived, _ = _image(layout, "2025-10-13T13:28:03", 1)
+    tampered, _ = _image(layout, "2025-10-13T13:33:12", 2)
+    never, _ = _image(layout, "2025-10-13T13:38:21", 3)
+    for path in (archived, tampered):
+        _register(store, path)
+    report = archive_products(layout, store)
+    _register(store, never)  # registered after the archive ran: not archived
+    victim = remote / "archive" / next(r for r in report.images if "13:33:12" in r)
+    victim.write_bytes(victim.read_bytes() + b"tampered")
+    (layout.incoming_dir / "2025-10-13T13:28:03_sb00.hdf5").write_bytes(b"\0")
+    os.utime(layout.incoming_dir / "2025-10-13T13:28:03_sb00.hdf5", (OLD, OLD))
+
+    policy = RetentionPolicy.from_env({"CONTIMG_RETENTION_PROFILE": "phase4",
+                                       "CONTIMG_RETENTION_IMAGES_DAYS": "1"})
+    plan = plan_retention(layout, store, policy)
+    decisions = {Path(i.path).name: (i.action, i.reason) for i in plan.items}
+    assert decisions[archived.name] == ("delete", "archived and verified")
+    assert decisions[tampered.name][0] == "keep"
+    assert "does not match" in decisions[tampered.name][1]
+    assert decisions[never.name] == ("keep", "not yet archived")
+    assert decisions["2025-10-13T13:28:03_sb00.hdf5"] == ("keep",
+                                                           "not archived by contimg: report only")
+    assert [Path(i.path) for i in plan.deletions] == [archived]
+    assert all(p.exists() for p in (archived, tampered, never)), "a plan deletes nothing"
+
+    assert apply_retention(store, plan) == [str(archived)]
+    assert not archived.exists() and tampered.exists() and never.exists()
+    assert (layout.incoming_dir / "2025-10-13T13:28:03_sb00.hdf5").exists()
+    status = store.query("products", "SELECT status FROM images WHERE path = ?", (str(archived),))
+    assert status[0][0] == "purged"
+    audit = store.query("products", "SELECT action FROM file_moves WHERE source = ?",
+                        (str(archived),))
+    assert [a[0] for a in audit] == ["delete"]
+
+
+def test_seed_policy_keeps_everything(lifecycle):
+    layout, store, _ = lifecycle
+    path, _ = _image(layout, "2025-10-13T13:28:03", 1)
+    _register(store, path)
+    archive_products(layout, store)
+    assert plan_retention(layout, store, RetentionPolicy.from_env({})).items == []
