@@ -30,7 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     restore.add_argument("--backup", help="backup set name or path (default: the newest)")
     restore.add_argument("--list", action="store_true", help="list backup sets and exit")
     restore.add_argument("--yes", action="store_true", help="do it (default: show the plan)")
+    _add_lifecycle(commands)
     args = parser.parse_args(argv)
+    if args.command in ("retention", "archive", "migrate"):
+        from contimg.lifecycle_cli import run_lifecycle_command
+
+        return run_lifecycle_command(args)
     if args.command == "restore":
         return _restore(args)
     if args.command == "metrics":
@@ -46,6 +51,21 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_benchmark(args)
     return _simulate(args)
+
+
+def _add_lifecycle(commands: argparse._SubParsersAction) -> None:
+    ret = commands.add_parser("retention", help="show (or apply) the retention plan")
+    ret.add_argument("--apply", action="store_true", help="delete what the plan allows")
+    commands.add_parser("archive", help="archive images and mosaics to the rclone remote now")
+    mig = commands.add_parser("migrate", help="the seed's migration plan (dry run by default)")
+    what = mig.add_subparsers(dest="migrate_what", required=True)
+    ms = what.add_parser("ms", help="organise a flat MS directory into the date tree")
+    ms.add_argument("--from", dest="source", type=Path, required=True, help="the flat directory")
+    ms.add_argument("--apply", action="store_true")
+    state = what.add_parser("state", help="move the state databases to persistent storage")
+    state.add_argument("--from", dest="source", type=Path, required=True,
+                       help="the old state directory (on the fast disk)")
+    state.add_argument("--apply", action="store_true")
 
 
 def _restore(args: argparse.Namespace) -> int:

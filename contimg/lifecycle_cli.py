@@ -1,0 +1,79 @@
+"""Operator commands for the storage lifecycle: retention, archive, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from contimg.layout import resolve_layout
+from contimg.state import StateStore
+
+
+def run_lifecycle_command(args: argparse.Namespace) -> int:
+    """`contimg retention | archive | migrate ...`; dry runs print the plan."""
+    layout = resolve_layout().ensure()
+    if args.command == "migrate" and args.migrate_what == "state":
+        return _migrate_state(args, layout)  # must not create databases at the target
+    store = StateStore(layout.state_dir)
+    store.migrate_all()
+    if args.command == "retention":
+        from contimg.ops.retention import RetentionPolicy, apply_retention, plan_retention
+
+        plan = plan_retention(layout, store, RetentionPolicy.from_env())
+        print("\n".join(plan.lines()) or "nothing is past its retention age")
+        if args.apply:
+            print(f"deleted {len(apply_retention(store, plan))} file(s)")
+        else:
+            print(f"dry run: {len(plan.deletions)} file(s) would be deleted; --apply to do it")
+        return 0
+    if args.command == "archive":
+        from contimg.ops.archive import archive_products
+
+        report = archive_products(layout, store)
+        print(f"archived {len(report.images)} image(s), {len(report.mosaics)} mosaic(s) "
+              f"to {report.remote}")
+        return 0
+    return _migrate(args, layout, store)
+
+
+def _migrate(args: argparse.Namespace, layout, store: StateStore) -> int:
+    from contimg.ops import migrate
+
+    if not args.source.is_dir():
+        print(f"contimg migrate: error: {args.source} is not a directory", file=sys.stderr)
+        return 2
+    if args.migrate_what == "ms":
+        moves = migrate.plan_ms_migration(args.source, layout)
+        for move in moves:
+            print(f"{move.kind:12s} {move.source} -> {move.destination}  ({move.reason})")
+        if args.apply:
+            migrate.apply_ms_migration(moves, store)
+            print(f"moved and registered {len(moves)} MS")
+        else:
+            print(f"dry run: {len(moves)} MS would move; --apply to do it")
+        return 0
+    return 0
+
+
+def _migrate_state(args: argparse.Namespace, layout) -> int:
+    from contimg.ops import migrate
+
+    if not args.source.is_dir():
+        print(f"contimg migrate: error: {args.source} is not a directory", file=sys.stderr)
+        return 2
+    moves = migrate.plan_state_migration(args.source, layout.state_dir)
+    for source, target in moves:
+        print(f"database {source} -> {target}")
+    if args.apply:
+        try:
+            link = migrate.apply_state_migration(args.source, layout.state_dir)
+        except (FileExistsError, RuntimeError) as exc:
+            print(f"contimg migrate: error: {exc}. Fix: move the target's databases aside "
+                  "(they may be empty ones made by a platform started on the new layout).",
+                  file=sys.stderr)
+            return 2
+        print(f"moved {len(moves)} database(s); {link} now links to {layout.state_dir}")
+    else:
+        print(f"dry run: {len(moves)} database(s) would move, then {args.source} becomes a "
+              f"symlink to {layout.state_dir}; stop the platform and rerun with --apply")
+    return 0
