@@ -33,33 +33,36 @@ def run_lifecycle_command(args: argparse.Namespace) -> int:
         print(f"archived {len(report.images)} image(s), {len(report.mosaics)} mosaic(s) "
               f"to {report.remote}")
         return 0
-    return _migrate(args, layout, store)
+    return _migrate_ms(args, layout, store)
 
 
-def _migrate(args: argparse.Namespace, layout, store: StateStore) -> int:
+def _source_missing(args: argparse.Namespace) -> bool:
+    if args.source.is_dir():
+        return False
+    print(f"contimg migrate: error: {args.source} is not a directory", file=sys.stderr)
+    return True
+
+
+def _migrate_ms(args: argparse.Namespace, layout, store: StateStore) -> int:
     from contimg.ops import migrate
 
-    if not args.source.is_dir():
-        print(f"contimg migrate: error: {args.source} is not a directory", file=sys.stderr)
+    if _source_missing(args):
         return 2
-    if args.migrate_what == "ms":
-        moves = migrate.plan_ms_migration(args.source, layout)
-        for move in moves:
-            print(f"{move.kind:12s} {move.source} -> {move.destination}  ({move.reason})")
-        if args.apply:
-            migrate.apply_ms_migration(moves, store)
-            print(f"moved and registered {len(moves)} MS")
-        else:
-            print(f"dry run: {len(moves)} MS would move; --apply to do it")
-        return 0
+    moves = migrate.plan_ms_migration(args.source, layout)
+    for move in moves:
+        print(f"{move.kind:12s} {move.source} -> {move.destination}  ({move.reason})")
+    if args.apply:
+        migrate.apply_ms_migration(moves, store)
+        print(f"moved and registered {len(moves)} MS")
+    else:
+        print(f"dry run: {len(moves)} MS would move; --apply to do it")
     return 0
 
 
 def _migrate_state(args: argparse.Namespace, layout) -> int:
     from contimg.ops import migrate
 
-    if not args.source.is_dir():
-        print(f"contimg migrate: error: {args.source} is not a directory", file=sys.stderr)
+    if _source_missing(args):
         return 2
     moves = migrate.plan_state_migration(args.source, layout.state_dir)
     for source, target in moves:
