@@ -152,3 +152,33 @@ def test_metrics_http_endpoint_is_scraped(layout_env):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_run_failure_sensor_posts_the_failure(layout_env, webhook):
+    from dagster import DagsterEventType, DagsterInstance, build_run_status_sensor_context
+
+    from contimg_assets.measurement_set import measurement_set
+    from contimg_assets.uvh5_group import uvh5_group
+    from sensors.run_failures import run_failure_alert_sensor
+
+    url, payloads = webhook
+    instance = DagsterInstance.ephemeral()
+    storage = StorageLayoutResource()
+    resources = {"storage": storage, "state": StateDatabasesResource(storage=storage),
+                 "notifier": NotifierResource(storage=storage, webhook_url=url)}
+    instance.add_dynamic_partitions("observation_groups", ["2025-10-13T13:28:03"])
+    # A group nobody registered: its files cannot be found, so the run fails.
+    result = materialize([uvh5_group, measurement_set], partition_key="2025-10-13T13:28:03",
+                         instance=instance, resources=resources, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in instance.all_logs(result.run_id)
+                   if e.dagster_event_type == DagsterEventType.RUN_FAILURE)
+    with build_run_status_sensor_context(
+            sensor_name="run_failure_alert_sensor", dagster_instance=instance,
+            dagster_run=result.dagster_run, dagster_event=failure.dagster_event,
+            resources=resources) as context:
+        run_failure_alert_sensor(context.for_run_failure())
+    _wait_for(payloads, 1)
+    assert len(payloads) == 1
+    assert payloads[0]["text"].startswith("[contimg] run_failure: run ")
+    assert payloads[0]["contimg"]["partition"] == "2025-10-13T13:28:03"
