@@ -130,7 +130,8 @@ def test_materialization_shows_plot_and_writes_textfile_metrics(layout_env, webh
         assert name in prom
 
 
-def test_metrics_http_endpoint_is_scraped(layout_env):
+def test_metrics_http_endpoint_is_scraped(layout_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONTIMG_FAKE_DISK_USAGE", str(_fake(tmp_path, {"fast_disk_free_gb": 123})))
     layout = resolve_layout().ensure()
     for index in range(3):
         (layout.incoming_dir / f"2025-10-13T13:28:0{index}_sb0{index}.hdf5").write_bytes(b"\0")
@@ -148,7 +149,7 @@ def test_metrics_http_endpoint_is_scraped(layout_env):
             except requests.ConnectionError:
                 time.sleep(0.3)
         assert "contimg_incoming_file_count 3.0" in body
-        assert "contimg_stage_disk_free_gb" in body
+        assert "contimg_stage_disk_free_gb 123.0" in body
     finally:
         server.terminate()
         server.wait(timeout=30)

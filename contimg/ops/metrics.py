@@ -7,7 +7,6 @@ for node_exporter's textfile collector (`logs/metrics/contimg.prom`).
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from contimg.layout import StorageLayout
+from contimg.ops.storage_usage import volume_usage
 from contimg.state import StateStore
 
 GB = 1e9
@@ -40,11 +40,11 @@ class ContimgCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Yield every metric family."""
         layout = self.layout
+        fast, tmpfs = volume_usage(layout)
         yield _gauge("contimg_stage_disk_free_gb", "Free space on the fast (stage) disk",
-                     shutil.disk_usage(layout.ms_dir).free / GB)
-        tmpfs = shutil.disk_usage(layout.tmpfs_root) if layout.tmpfs_usable() else None
+                     fast.free / GB)
         yield _gauge("contimg_tmpfs_usage_percent", "tmpfs usage percentage",
-                     100.0 * tmpfs.used / tmpfs.total if tmpfs and tmpfs.total else 0.0)
+                     100.0 * tmpfs.used / tmpfs.total if tmpfs.total else 0.0)
         with os.scandir(layout.incoming_dir) as entries:
             incoming = sum(1 for e in entries if e.is_file() and not e.name.startswith("."))
         yield _gauge("contimg_incoming_file_count", "Files in incoming/", incoming)

@@ -87,6 +87,17 @@ def observe_storage(layout: StorageLayout, *, now: float | None = None,
     test can drive the thresholds on a running platform and take it back.
     """
     now = time.time() if now is None else now
+    fast, tmpfs = volume_usage(layout, fake_file)
+    areas = [_area_usage(name, path, now) for name, path in areas_of(layout).items()]
+    return StorageObservation(
+        observed_at=datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        fast_disk_total_bytes=fast.total, fast_disk_free_bytes=fast.free,
+        tmpfs_total_bytes=tmpfs.total, tmpfs_used_bytes=tmpfs.used, areas=areas)
+
+
+def volume_usage(layout: StorageLayout, fake_file: str | None = None
+                 ) -> tuple[DiskUsage, DiskUsage]:
+    """(fast disk, tmpfs) usage: the real free-space call, or the fake file's figures."""
     fast = _disk_usage(layout.ms_dir)
     tmpfs = _disk_usage(layout.tmpfs_root) if layout.tmpfs_usable() else DiskUsage(0, 0, 0)
     fake = _read_fake(fake_file if fake_file is not None
@@ -97,11 +108,7 @@ def observe_storage(layout: StorageLayout, *, now: float | None = None,
     if "tmpfs_used_percent" in fake and tmpfs.total:
         used = int(tmpfs.total * float(fake["tmpfs_used_percent"]) / 100)
         tmpfs = DiskUsage(tmpfs.total, used, tmpfs.total - used)
-    areas = [_area_usage(name, path, now) for name, path in areas_of(layout).items()]
-    return StorageObservation(
-        observed_at=datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-        fast_disk_total_bytes=fast.total, fast_disk_free_bytes=fast.free,
-        tmpfs_total_bytes=tmpfs.total, tmpfs_used_bytes=tmpfs.used, areas=areas)
+    return fast, tmpfs
 
 
 def _disk_usage(path: Path) -> DiskUsage:
