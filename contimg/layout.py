@@ -106,6 +106,25 @@ class StorageLayout:
             dirs[f"archive/{sub}"] = self.archive_dir / sub
         return dirs
 
+    def storage_locations(self) -> dict[str, Path]:
+        """Base directory of each kind of product, by the seed's storage_locations names."""
+        return {
+            "incoming": self.incoming_dir, "ms_files": self.ms_dir,
+            "calibration_tables": self.ms_dir / "calibrators",
+            "science_ms": self.ms_dir / "science", "failed_ms": self.ms_dir / "failed",
+            "images": self.images_dir, "mosaics": self.mosaics_dir,
+            "archive": self.archive_dir, "state": self.state_dir, "backups": self.backups_dir,
+        }
+
+    def monitored_areas(self) -> dict[str, Path]:
+        """The areas whose file counts, bytes and ages the storage monitor tracks."""
+        return {
+            "incoming": self.incoming_dir, "ms_calibrators": self.ms_dir / "calibrators",
+            "ms_science": self.ms_dir / "science", "ms_failed": self.ms_dir / "failed",
+            "images": self.images_dir, "mosaics": self.mosaics_dir,
+            "archive": self.archive_dir, "state": self.state_dir,
+        }
+
     def ensure(self) -> StorageLayout:
         """Create missing directories and check that each is writable.
 

@@ -14,18 +14,7 @@ def storage_locations(
 ) -> MaterializeResult:
     """Register where every kind of product lives (the seed's storage_locations table)."""
     layout = storage.layout()
-    locations = {
-        "incoming": layout.incoming_dir,
-        "ms_files": layout.ms_dir,
-        "calibration_tables": layout.ms_dir / "calibrators",
-        "science_ms": layout.ms_dir / "science",
-        "failed_ms": layout.ms_dir / "failed",
-        "images": layout.images_dir,
-        "mosaics": layout.mosaics_dir,
-        "archive": layout.archive_dir,
-        "state": layout.state_dir,
-        "backups": layout.backups_dir,
-    }
+    locations = layout.storage_locations()
     store = state.store()
     try:
         store.register_storage_locations(locations)

@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -57,25 +57,6 @@ class StorageObservation:
         """tmpfs use in percent (0 when there is no tmpfs)."""
         return 100.0 * self.tmpfs_used_bytes / self.tmpfs_total_bytes if self.tmpfs_total_bytes else 0.0
 
-    def as_dict(self) -> dict:
-        """JSON-ready form."""
-        return {**asdict(self), "fast_disk_free_gb": self.fast_disk_free_gb,
-                "tmpfs_used_percent": self.tmpfs_used_percent}
-
-
-def areas_of(layout: StorageLayout) -> dict[str, Path]:
-    """The areas whose contents are counted."""
-    return {
-        "incoming": layout.incoming_dir,
-        "ms_calibrators": layout.ms_dir / "calibrators",
-        "ms_science": layout.ms_dir / "science",
-        "ms_failed": layout.ms_dir / "failed",
-        "images": layout.images_dir,
-        "mosaics": layout.mosaics_dir,
-        "archive": layout.archive_dir,
-        "state": layout.state_dir,
-    }
-
 
 def observe_storage(layout: StorageLayout, *, now: float | None = None,
                     fake_file: str | None = None) -> StorageObservation:
@@ -88,7 +69,7 @@ def observe_storage(layout: StorageLayout, *, now: float | None = None,
     """
     now = time.time() if now is None else now
     fast, tmpfs = volume_usage(layout, fake_file)
-    areas = [_area_usage(name, path, now) for name, path in areas_of(layout).items()]
+    areas = [_area_usage(name, path, now) for name, path in layout.monitored_areas().items()]
     return StorageObservation(
         observed_at=datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
         fast_disk_total_bytes=fast.total, fast_disk_free_bytes=fast.free,
