@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import warnings
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -34,3 +37,29 @@ def tiny_groups(tmp_path_factory: pytest.TempPathFactory) -> list[SimulatedGroup
         warnings.simplefilter("ignore")
         return simulate(SimulationRequest(out_dir=out, size="tiny", n_groups=2,
                                           calibrator="0834+555", seed=11))
+
+
+class _Capture(BaseHTTPRequestHandler):
+    """A Slack-compatible webhook stand-in: records every JSON payload POSTed to it."""
+
+    payloads: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        length = int(self.headers["Content-Length"])
+        _Capture.payloads.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    """A real HTTP server on loopback; yields (url, list of received payloads)."""
+    _Capture.payloads = []
+    server = HTTPServer(("127.0.0.1", 0), _Capture)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", _Capture.payloads
+    server.shutdown()

@@ -124,29 +124,13 @@ def test_seed_policy_keeps_everything(lifecycle):
     assert plan_retention(layout, store, RetentionPolicy.from_env({})).items == []
 
 
-def test_lifecycle_assets_alert_on_archive_and_retention(lifecycle, monkeypatch):
-    import json as jsonlib
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
+def test_lifecycle_assets_alert_on_archive_and_retention(lifecycle, monkeypatch, webhook):
     from dagster import materialize
 
     from contimg_assets.lifecycle import product_archive, retention
     from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 
-    received: list = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            received.append(jsonlib.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url, received = webhook
     layout, store, _ = lifecycle
     path, _ = _image(layout, "2025-10-13T13:28:03", 1)
     _register(store, path)
@@ -155,13 +139,11 @@ def test_lifecycle_assets_alert_on_archive_and_retention(lifecycle, monkeypatch)
     storage = StorageLayoutResource()
     result = materialize([product_archive, retention], resources={
         "storage": storage, "state": StateDatabasesResource(storage=storage),
-        "notifier": NotifierResource(storage=storage,
-                                     webhook_url=f"http://127.0.0.1:{server.server_port}/")})
+        "notifier": NotifierResource(storage=storage, webhook_url=url)})
     assert result.success
     deadline = time.monotonic() + 20
     while len(received) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    server.shutdown()
     kinds = sorted(p["contimg"]["kind"] for p in received)
     assert kinds == ["archive_complete", "retention_run"]
     assert path.exists(), "retention is a dry run unless CONTIMG_RETENTION_APPLY=1"

@@ -4,9 +4,7 @@ alert payloads delivered once per crossing to a real local HTTP server."""
 import json
 import socket
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,29 +17,6 @@ from contimg.ops.usage_history import append_observation, days_until_full, growt
 from contimg_assets.storage_usage import storage_usage
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 from tests.conftest import VENV_BIN
-
-
-class _Capture(BaseHTTPRequestHandler):
-    payloads: list = []
-
-    def do_POST(self):  # noqa: N802 - http.server's naming
-        length = int(self.headers["Content-Length"])
-        _Capture.payloads.append(json.loads(self.rfile.read(length)))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def webhook():
-    _Capture.payloads = []
-    server = HTTPServer(("127.0.0.1", 0), _Capture)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hook", _Capture.payloads
-    server.shutdown()
 
 
 def _materialize(fake: Path, level: dict, webhook_url: str):
