@@ -147,3 +147,20 @@ def test_other_instruments_convert_like_pyuvdata(tmp_path):
     for column in ("ANTENNA1", "ANTENNA2"):
         assert [names["ours"][i] for i in _column(ours, column)] == \
             [names["ref"][i] for i in _column(reference, column)]
+
+
+def test_phase_centre_is_the_meridian_at_the_pointing_declination(tiny_groups):
+    from astropy.time import Time
+
+    from contimg.conversion.rephasing import plan_rephasing
+    from contimg.simulation.instrument import SITE_LON_DEG
+
+    plan = plan_rephasing(tiny_groups[0].files[0])
+    times = np.unique(plan.metadata.time_jd)
+    lst_mid = Time(times.mean(), format="jd").sidereal_time("apparent",
+                                                            longitude=SITE_LON_DEG).degree
+    ra, dec = np.degrees([plan.ra_rad, plan.dec_rad])
+    pointing = np.degrees(plan.metadata.pointing_dec_rad)
+    # ICRS differs from the apparent frame by precession since J2000 (~0.3 deg here).
+    assert abs(dec - pointing) < 0.5 and abs((ra - lst_mid + 180) % 360 - 180) < 0.5
+    assert np.abs(plan.delta_w_m).max() > 0  # the rows really were re-phased

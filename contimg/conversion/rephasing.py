@@ -69,7 +69,13 @@ def plan_rephasing(path: Path) -> Rephasing:
 
 def midpoint_centre(meta: HeaderMetadata, unique_times: np.ndarray,
                     unique_lsts: np.ndarray) -> tuple[float, float]:
-    """ICRS (ra, dec) in radians of the drift-scan pointing at the middle of the group."""
+    """ICRS (ra, dec) in radians of the drift-scan pointing at the middle of the group.
+
+    DSA-110 profile: files carry the pointing declination in
+    `extra_keywords/phase_center_dec` and are fringe-stopped on the meridian, so the
+    centre is (HA 0, that declination) — even when the header calls the data
+    "drift"/unprojected. Other files: their own driftscan (or zenith) position.
+    """
     middle = len(unique_times) // 2
     if len(unique_times) % 2 == 0:
         # Even count: the midpoint lies between two integrations.
@@ -78,9 +84,13 @@ def midpoint_centre(meta: HeaderMetadata, unique_times: np.ndarray,
     else:
         time, lst = float(unique_times[middle]), float(unique_lsts[middle])
     centre = meta.phase_centre
-    app_ra, app_dec = calc_app_coords(
-        lon_coord=centre.lon_rad, lat_coord=centre.lat_rad, coord_type="driftscan",
-        time_array=np.array([time]), lst_array=np.array([lst]), telescope_loc=meta.location)
+    if meta.pointing_dec_rad is not None:
+        app_ra, app_dec = lst, meta.pointing_dec_rad  # the meridian: hour angle zero
+    else:
+        app_ra, app_dec = calc_app_coords(
+            lon_coord=centre.lon_rad, lat_coord=centre.lat_rad, coord_type="driftscan",
+            time_array=np.array([time]), lst_array=np.array([lst]),
+            telescope_loc=meta.location)
     ra, dec = transform_app_to_icrs(time_array=np.array([time]), app_ra=np.atleast_1d(app_ra),
                                     app_dec=np.atleast_1d(app_dec),
                                     telescope_loc=meta.location)

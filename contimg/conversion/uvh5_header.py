@@ -43,6 +43,7 @@ class HeaderMetadata:
     antenna_positions_m: np.ndarray  # relative ECEF
     antenna_diameters_m: np.ndarray
     phase_centre: PhaseCentre
+    pointing_dec_rad: float | None = None  # DSA-110: extra_keywords/phase_center_dec
 
     @property
     def n_rows(self) -> int:
@@ -71,6 +72,8 @@ def read_header_metadata(path: Path) -> HeaderMetadata:
             antenna_positions_m=header["antenna_positions"][()].astype(np.float64),
             antenna_diameters_m=np.array(diameters, float),
             phase_centre=_phase_centre(header),
+            pointing_dec_rad=(float(header["extra_keywords/phase_center_dec"][()])
+                              if "extra_keywords/phase_center_dec" in header else None),
         )
 
 
