@@ -90,7 +90,7 @@ def test_wsclean_images_the_ms(converted, tmp_path):
     assert (tmp_path / "img-image.fits").exists()
 
 
-def _foreign_files(tmp_path: Path) -> list[Path]:
+def _foreign_files(tmp_path: Path, mixed_conjugation: bool = False) -> list[Path]:
     """Two UVH5 'subbands' from another instrument: 5 antennas numbered 3..42, four
     polarisations in AIPS order, ascending channels, data already phased (sidereal)."""
     from astropy.coordinates import EarthLocation
@@ -118,14 +118,18 @@ def _foreign_files(tmp_path: Path) -> list[Path]:
         data[autos] = np.abs(data[autos])  # autocorrelations are real
         uvd.data_array = data.astype(np.complex64)
         uvd.nsample_array[:] = 1.0
+        if mixed_conjugation:  # every other baseline-time stored as (ant2, ant1)
+            cross = np.flatnonzero(uvd.ant_1_array != uvd.ant_2_array)[::2]
+            uvd.conjugate_bls(convention=cross)
         path = tmp_path / f"toy_part{index}.uvh5"
         uvd.write_uvh5(str(path))
         files.append(path)
     return files
 
 
-def test_other_instruments_convert_like_pyuvdata(tmp_path):
-    files = _foreign_files(tmp_path)
+@pytest.mark.parametrize("mixed", [False, True], ids=["ant1<=ant2", "mixed-conjugation"])
+def test_other_instruments_convert_like_pyuvdata(tmp_path, mixed):
+    files = _foreign_files(tmp_path, mixed_conjugation=mixed)
     ours = tmp_path / "ours.ms"
     report = convert_group(files, ours, expected_subbands=None)
     assert report.n_channels == 16

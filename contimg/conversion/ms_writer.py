@@ -60,7 +60,8 @@ def convert_group(files: Sequence[Path], ms_path: Path, *, expected_subbands: in
         raise FileExistsError(f"{ms_path} already exists; refusing to overwrite it")
     main = create_ms(ms_path, _describe(plan, rephase, ms_path))
     try:
-        _write_row_columns(main, rephase)
+        swap = conjugation_swaps(meta.ant_1, meta.ant_2)
+        _write_row_columns(main, rephase, swap)
         clock.lap("metadata_columns")
         offset = plan.n_channels
         weights = np.zeros((meta.n_rows, len(plan.polarizations), len(plan.subbands)), np.float32)
@@ -76,8 +77,9 @@ def convert_group(files: Sequence[Path], ms_path: Path, *, expected_subbands: in
                 if index + 1 < len(plan.subbands):
                     pending = reader.submit(_read_subband, plan.subbands[index + 1], shape)
                 offset -= sub.freqs_hz.size
-                weights[:, :, index], flagged = _write_subband(main, arrays, sub.freqs_hz,
-                                                               offset, rephase, pol_order)
+                weights[:, :, index], flagged = _write_subband(
+                    main, arrays, sub.freqs_hz, offset, rephase, pol_order,
+                    plan.polarizations[pol_order], swap)
                 row_flagged &= flagged
                 del arrays
                 if progress:
@@ -125,7 +127,15 @@ def _describe(plan: GroupPlan, rephase: Rephasing, ms_path: Path) -> MsDescripti
     )
 
 
-def _write_row_columns(main, rephase: Rephasing) -> None:
+def conjugation_swaps(ant_1: np.ndarray, ant_2: np.ndarray) -> np.ndarray | None:
+    """Rows to flip to ant1 < ant2 when the file mixes both orders (CASA tasks dislike
+    mixed conjugation; pyuvdata's writer does the same), else None."""
+    if np.any(ant_1 < ant_2) and np.any(ant_1 > ant_2):
+        return ant_1 > ant_2
+    return None
+
+
+def _write_row_columns(main, rephase: Rephasing, swap: np.ndarray | None) -> None:
     meta = rephase.metadata
     n_rows = meta.n_rows
     main.addrows(n_rows)
@@ -137,9 +147,13 @@ def _write_row_columns(main, rephase: Rephasing) -> None:
     # ANTENNA1/2 index rows of the ANTENNA table, which lists antennas by number
     # (for DSA-110, numbers 0..116 are their own rows).
     numbers = np.sort(meta.antenna_numbers)
-    main.putcol("ANTENNA1", np.searchsorted(numbers, meta.ant_1).astype(np.int32))
-    main.putcol("ANTENNA2", np.searchsorted(numbers, meta.ant_2).astype(np.int32))
-    main.putcol("UVW", -rephase.uvw_m)  # MS convention: the negative of pyuvdata's
+    ant_1, ant_2, uvw = meta.ant_1, meta.ant_2, -rephase.uvw_m  # MS: negative of pyuvdata's
+    if swap is not None:
+        ant_1, ant_2 = np.where(swap, meta.ant_2, meta.ant_1), np.where(swap, meta.ant_1, meta.ant_2)
+        uvw = np.where(swap[:, None], -uvw, uvw)
+    main.putcol("ANTENNA1", np.searchsorted(numbers, ant_1).astype(np.int32))
+    main.putcol("ANTENNA2", np.searchsorted(numbers, ant_2).astype(np.int32))
+    main.putcol("UVW", uvw)
     main.putcol("SCAN_NUMBER", np.ones(n_rows, np.int32))
     main.putcol("STATE_ID", np.full(n_rows, -1, np.int32))
     for column in ("FIELD_ID", "DATA_DESC_ID", "ARRAY_ID", "OBSERVATION_ID", "PROCESSOR_ID",
@@ -161,7 +175,8 @@ def _read_subband(sub: SubbandHeader, shape: tuple[int, int, int]
 
 def _write_subband(main, arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
                    freqs_hz: np.ndarray, first_channel: int, rephase: Rephasing,
-                   pol_order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                   pol_order: np.ndarray, polarizations: np.ndarray,
+                   swap: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Write one subband's channels in ascending frequency; return its weights and row flags."""
     data, flags, nsamples = arrays
     descending = freqs_hz.size > 1 and freqs_hz[0] > freqs_hz[-1]
@@ -179,10 +194,24 @@ def _write_subband(main, arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
         out *= _channel_phasors(rephase, ascending_freqs)[:, :, None]
     n_chan = freqs_hz.size
     blc, trc = [first_channel, 0], [first_channel + n_chan - 1, out.shape[2] - 1]
+    flags_out = _reverse_channels(flags) if descending else np.ascontiguousarray(flags)
+    if swap is not None:
+        # The reversed baseline sees the conjugate, with XY and YX (RL, LR) exchanged.
+        exchange = reversed_pol_order(polarizations)
+        out[swap] = np.conjugate(out[swap][:, :, exchange])
+        flags_out[swap] = flags_out[swap][:, :, exchange]
     main.putcolslice("DATA", out, blc, trc)
-    main.putcolslice("FLAG", _reverse_channels(flags) if descending else
-                     np.ascontiguousarray(flags), blc, trc)
+    main.putcolslice("FLAG", flags_out, blc, trc)
     return _row_weights(nsamples), flags.reshape(flags.shape[0], -1).all(axis=1)
+
+
+def reversed_pol_order(polarizations: np.ndarray) -> np.ndarray:
+    """For each polarisation (AIPS codes), the index of the one a reversed baseline carries
+    (XY <-> YX, RL <-> LR; the others map to themselves)."""
+    partner = {-3: -4, -4: -3, -7: -8, -8: -7}
+    codes = [int(p) for p in polarizations]
+    return np.array([codes.index(partner.get(c, c)) if partner.get(c, c) in codes else i
+                     for i, c in enumerate(codes)])
 
 
 def casa_pol_order(polarizations: np.ndarray) -> np.ndarray:
