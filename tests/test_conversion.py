@@ -168,3 +168,11 @@ def test_phase_centre_is_the_meridian_at_the_pointing_declination(tiny_groups):
     # ICRS differs from the apparent frame by precession since J2000 (~0.3 deg here).
     assert abs(dec - pointing) < 0.5 and abs((ra - lst_mid + 180) % 360 - 180) < 0.5
     assert np.abs(plan.delta_w_m).max() > 0  # the rows really were re-phased
+
+
+@pytest.mark.parametrize("n_chan", [47, 48])
+def test_channel_median_equals_numpy(n_chan):
+    from contimg.conversion.ms_writer import channel_median
+
+    values = np.random.default_rng(n_chan).integers(0, 5, (300, n_chan, 2)).astype(np.float32)
+    np.testing.assert_array_equal(channel_median(values), np.median(values, axis=1))

