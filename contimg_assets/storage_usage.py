@@ -16,7 +16,13 @@ from contimg.ops.metrics import write_textfile
 from contimg.ops.notifier import level_changed
 from contimg.ops.storage_usage import observe_storage
 from contimg.ops.thresholds import DiskThresholds
-from contimg.ops.usage_history import append_observation, days_until_full, growth_per_day, history_png
+from contimg.ops.usage_history import (
+    append_observation,
+    compact_past_days,
+    days_until_full,
+    growth_per_day,
+    history_png,
+)
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 
 CHECKS = [
@@ -38,6 +44,7 @@ def storage_usage(context: AssetExecutionContext, storage: StorageLayoutResource
     observation = observe_storage(layout)
     history_dir = layout.state_dir / "history" / "storage_usage"
     append_observation(history_dir, observation)
+    compact_past_days(history_dir, today=observation.observed_at[:10])
     growth = growth_per_day(history_dir)
     until_full = days_until_full(observation.fast_disk_free_bytes, growth)
     levels = {"fast_disk_free": thresholds.fast_disk_level(observation),

@@ -13,7 +13,12 @@ from dagster import AssetCheckSeverity, materialize
 
 from contimg.layout import resolve_layout
 from contimg.ops.storage_usage import observe_storage
-from contimg.ops.usage_history import append_observation, days_until_full, growth_per_day
+from contimg.ops.usage_history import (
+    append_observation,
+    compact_past_days,
+    days_until_full,
+    growth_per_day,
+)
 from contimg_assets.storage_usage import storage_usage
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 from tests.conftest import VENV_BIN
@@ -76,7 +81,12 @@ def test_history_gives_growth_and_days_until_full(layout_env, tmp_path):
         observation = observe_storage(layout, now=1.7e9 + index * day, fake_file=str(
             _fake(tmp_path, {"fast_disk_free_gb": 100 - 10 * index})))
         append_observation(history, observation)
+    before = growth_per_day(history, days=30)
+    merged = compact_past_days(history, today="2099-01-01")
+    assert len(merged) == 4 and all(list(d.glob("*.parquet")) == [d / "day.parquet"]
+                                    for d in merged)
     growth = growth_per_day(history, days=30)
+    assert growth == pytest.approx(before)  # compaction keeps every observation
     assert growth["incoming"] == pytest.approx(1_000_000, rel=1e-6)
     assert growth["fast_disk_free"] == pytest.approx(-10e9, rel=1e-6)
     assert days_until_full(70e9, growth) == pytest.approx(7.0)

@@ -40,6 +40,31 @@ def append_observation(history_dir: Path, observation: StorageObservation) -> Pa
     return path
 
 
+def compact_past_days(history_dir: Path, today: str) -> list[Path]:
+    """Merge each earlier day's per-observation files into one `day.parquet` (DuckDB),
+    so a year of 5-minute observations is ~365 files, not ~105k. Returns merged days."""
+    merged = []
+    for day_dir in sorted(p for p in history_dir.iterdir() if p.is_dir() and p.name < today):
+        parts = sorted(day_dir.glob("[0-9]*.parquet"))
+        if len(parts) < 2 and (day_dir / "day.parquet").exists():
+            continue
+        if not parts:
+            continue
+        target = day_dir / "day.parquet"
+        partial = day_dir / ".day.parquet.partial"
+        sources = [str(p) for p in parts] + ([str(target)] if target.exists() else [])
+        if any("'" in source for source in sources):
+            raise ValueError(f"history path may not contain a quote: {day_dir}")
+        listing = ", ".join(f"'{source}'" for source in sources)
+        duckdb.execute(f"COPY (SELECT * FROM read_parquet([{listing}]) ORDER BY observed_at, "
+                       f"metric) TO '{partial}' (FORMAT parquet)")
+        os.replace(partial, target)  # the merged file first, then the parts go
+        for part in parts:
+            part.unlink()
+        merged.append(day_dir)
+    return merged
+
+
 def growth_per_day(history_dir: Path, days: float = 7.0) -> dict[str, float]:
     """Bytes per day of every metric over the last `days`, by least-squares slope."""
     glob = _glob(history_dir)
