@@ -41,8 +41,8 @@ def storage_usage(context: AssetExecutionContext, storage: StorageLayoutResource
     per threshold crossing."""
     layout = storage.layout()
     thresholds = DiskThresholds.from_env()
-    observation = observe_storage(layout)
     history_dir = layout.state_dir / "history" / "storage_usage"
+    observation = observe_storage(layout, cache_file=history_dir.parent / "area_walk_cache.json")
     append_observation(history_dir, observation)
     compact_past_days(history_dir, today=observation.observed_at[:10])
     growth = growth_per_day(history_dir)

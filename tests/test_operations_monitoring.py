@@ -168,3 +168,31 @@ def test_run_failure_sensor_posts_the_failure(layout_env, webhook):
     assert len(payloads) == 1
     assert payloads[0]["text"].startswith("[contimg] run_failure: run ")
     assert payloads[0]["contimg"]["partition"] == "2025-10-13T13:28:03"
+
+
+def test_area_walk_cache_matches_a_full_walk_and_follows_changes(layout_env, tmp_path):
+    layout = resolve_layout().ensure()
+    day = layout.ms_dir / "science" / "2025-10-13"
+    for name in ("2025-10-13T13:28:03.ms", "2025-10-13T13:33:12.ms"):
+        (day / name / "ANTENNA").mkdir(parents=True)
+        (day / name / "table.f0").write_bytes(b"x" * 1000)
+        (day / name / "ANTENNA" / "table.f0").write_bytes(b"y" * 10)
+    cache_file = tmp_path / "cache.json"
+
+    def science(**kwargs):
+        observation = observe_storage(layout, now=2e9, **kwargs)
+        return next(a for a in observation.areas if a.area == "ms_science")
+
+    full = science()
+    assert (full.file_count, full.bytes) == (4, 2020)
+    assert science(cache_file=cache_file) == full
+    # The cache is really used: an unchanged day is not walked again...
+    cache = json.loads(cache_file.read_text())
+    cache[str(day)]["count"] = 999
+    cache_file.write_text(json.dumps(cache))
+    assert science(cache_file=cache_file).file_count == 999
+    # ...and a product that gains files (e.g. CORRECTED_DATA) invalidates it.
+    time.sleep(0.01)
+    (day / "2025-10-13T13:28:03.ms" / "table.f3").write_bytes(b"z" * 5)
+    updated = science(cache_file=cache_file)
+    assert (updated.file_count, updated.bytes) == (5, 2025)

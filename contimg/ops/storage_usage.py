@@ -59,7 +59,8 @@ class StorageObservation:
 
 
 def observe_storage(layout: StorageLayout, *, now: float | None = None,
-                    fake_file: str | None = None) -> StorageObservation:
+                    fake_file: str | None = None,
+                    cache_file: Path | None = None) -> StorageObservation:
     """Measure the fast disk, tmpfs and every area now.
 
     `fake_file` (default: `CONTIMG_FAKE_DISK_USAGE`) names a JSON file that, when it
@@ -69,7 +70,10 @@ def observe_storage(layout: StorageLayout, *, now: float | None = None,
     """
     now = time.time() if now is None else now
     fast, tmpfs = volume_usage(layout, fake_file)
-    areas = [_area_usage(name, path, now) for name, path in layout.monitored_areas().items()]
+    cache = _load_cache(cache_file)
+    areas = [_area_usage(name, path, now, cache)
+             for name, path in layout.monitored_areas().items()]
+    _save_cache(cache_file, cache)
     return StorageObservation(
         observed_at=datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
         fast_disk_total_bytes=fast.total, fast_disk_free_bytes=fast.free,
@@ -92,6 +96,24 @@ def volume_usage(layout: StorageLayout, fake_file: str | None = None
     return fast, tmpfs
 
 
+def _load_cache(cache_file: Path | None) -> dict | None:
+    if cache_file is None:
+        return None
+    try:
+        return json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        return {}  # missing or damaged: walk everything once and rebuild it
+
+
+def _save_cache(cache_file: Path | None, cache: dict | None) -> None:
+    if cache_file is None or cache is None:
+        return
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache_file.with_name(f".{cache_file.name}.partial")
+    partial.write_text(json.dumps(cache))
+    os.replace(partial, cache_file)
+
+
 def _disk_usage(path: Path) -> DiskUsage:
     while not path.exists():
         path = path.parent
@@ -109,9 +131,36 @@ def _read_fake(fake_file: str | None) -> dict:
                          "file or remove it to use the real free space.") from exc
 
 
-def _area_usage(name: str, path: Path, now: float) -> AreaUsage:
+def _area_usage(name: str, path: Path, now: float, cache: dict | None = None) -> AreaUsage:
+    """Count an area: files at its top level, plus each subdirectory (e.g. a date
+    directory of MS). With a cache, a subdirectory whose own mtime and whose children's
+    mtimes are unchanged since the last walk is not walked again — a year of MS is
+    hundreds of thousands of files, of which a 5-minute observation re-reads today's."""
     count, total, oldest = 0, 0, None
-    stack = [path] if path.is_dir() else []
+    if not path.is_dir():
+        return AreaUsage(name, str(path), 0, 0, None)
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                sub = _subtree(Path(entry.path), cache)
+            elif entry.is_file(follow_symlinks=False):
+                stat = entry.stat(follow_symlinks=False)
+                sub = (1, stat.st_size, stat.st_mtime)
+            else:
+                continue
+            count, total = count + sub[0], total + sub[1]
+            if sub[2] is not None:
+                oldest = sub[2] if oldest is None else min(oldest, sub[2])
+    return AreaUsage(name, str(path), count, total, None if oldest is None else now - oldest)
+
+
+def _subtree(path: Path, cache: dict | None) -> tuple[int, int, float | None]:
+    signature = _signature(path) if cache is not None else None
+    cached = cache.get(str(path)) if cache is not None else None
+    if cached and cached["signature"] == signature:
+        return cached["count"], cached["bytes"], cached["oldest_mtime"]
+    count, total, oldest = 0, 0, None
+    stack = [path]
     while stack:
         with os.scandir(stack.pop()) as entries:
             for entry in entries:
@@ -122,4 +171,14 @@ def _area_usage(name: str, path: Path, now: float) -> AreaUsage:
                     count += 1
                     total += stat.st_size
                     oldest = stat.st_mtime if oldest is None else min(oldest, stat.st_mtime)
-    return AreaUsage(name, str(path), count, total, None if oldest is None else now - oldest)
+    if cache is not None:
+        cache[str(path)] = {"signature": signature, "count": count, "bytes": total,
+                            "oldest_mtime": oldest}
+    return count, total, oldest
+
+
+def _signature(path: Path) -> list[float]:
+    # A directory's mtime changes when entries are added or removed; its children's
+    # mtimes catch a product (an MS) that gained or lost files, e.g. CORRECTED_DATA.
+    children = [e.stat(follow_symlinks=False).st_mtime for e in os.scandir(path)]
+    return [path.stat().st_mtime, max(children, default=0.0), float(len(children))]
