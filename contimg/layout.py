@@ -62,9 +62,6 @@ class StorageLayout:
     paths: Mapping[str, Path]
     origins: Mapping[str, str] = field(default_factory=dict)
 
-    def __getitem__(self, variable: str) -> Path:
-        return self.paths[variable]
-
     state_dir = property(lambda self: self.paths["CONTIMG_STATE_DIR"])
     config_dir = property(lambda self: self.paths["CONTIMG_CONFIG_DIR"])
     logs_dir = property(lambda self: self.paths["CONTIMG_LOG_DIR"])

@@ -1,5 +1,6 @@
 """The `uvh5_group` asset: one observation group's 16 subband files, validated."""
 
+import math
 import os
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
@@ -38,7 +39,7 @@ def uvh5_group(context: AssetExecutionContext, state: StateDatabasesResource) ->
         "baseline_times": plan.n_blts,
         "channels": plan.n_channels,
         "frequency_range_mhz": MetadataValue.text(f"{min(freqs) / 1e6:.3f} - {max(freqs) / 1e6:.3f}"),
-        "pointing_dec_deg": (round(float(plan.phase_center_dec) * 57.29577951308232, 4)
+        "pointing_dec_deg": (round(math.degrees(plan.phase_center_dec), 4)
                              if plan.phase_center_dec is not None else None),
         "total_bytes": sum(os.path.getsize(f) for f in plan.files),
     })

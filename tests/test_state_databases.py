@@ -121,6 +121,9 @@ def test_discovery_asks_the_database_first_then_globs(layout_env):
                            end=datetime(2025, 10, 15, tzinfo=UTC))
     assert [f.group_id for f in window] == ["2025-10-14T01:00:00"]
     assert window[0].found_by == "filesystem"
+    naive = find_products(store, layout, "ms", kind="calibrators", start=datetime(2025, 10, 14),
+                          end=datetime(2025, 10, 15))  # naive times are UTC
+    assert naive == window
 
 
 def test_unknown_database_is_rejected(tmp_path: Path):

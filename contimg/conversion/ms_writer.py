@@ -44,14 +44,16 @@ class ConversionReport:
 
 def convert_group(files: Sequence[Path], ms_path: Path, *, expected_subbands: int | None = 16,
                   allow_missing: bool = False,
-                  progress: Callable[[str], None] | None = None) -> ConversionReport:
+                  progress: Callable[[str], None] | None = None,
+                  plan: GroupPlan | None = None) -> ConversionReport:
     """Convert one group's files into a new MS at `ms_path` (which must not exist).
 
-    With `allow_missing`, absent subbands become flagged channels (zero data).
+    With `allow_missing`, absent subbands become flagged channels (zero data). A caller
+    that already validated the group passes its `plan` so the headers are read once.
     """
     clock = _Clock()
-    plan = validate_group([Path(f) for f in files], expected_subbands=expected_subbands,
-                          allow_missing=allow_missing)
+    plan = plan or validate_group([Path(f) for f in files], expected_subbands=expected_subbands,
+                                  allow_missing=allow_missing)
     clock.lap("validate")
     rephase = plan_rephasing(plan.files[0])
     clock.lap("rephase_plan")
@@ -180,8 +182,7 @@ def _write_subband(main, arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
     """Write one subband's channels in ascending frequency; return its weights and row flags."""
     data, flags, nsamples = arrays
     descending = freqs_hz.size > 1 and freqs_hz[0] > freqs_hz[-1]
-    reorder_pols = not np.array_equal(pol_order, np.arange(pol_order.size))
-    if reorder_pols:
+    if not np.array_equal(pol_order, np.arange(pol_order.size)):
         data, flags, nsamples = data[:, :, pol_order], flags[:, :, pol_order], nsamples[:, :, pol_order]
     # Ascending channel order, complex conjugate (the MS sign convention), then the
     # rotation to the new phase centre. Reversal copies whole (channel) records as

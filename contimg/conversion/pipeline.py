@@ -74,8 +74,7 @@ def convert_into_tree(group_id: str, files: Sequence[Path], layout: StorageLayou
     with workspace(layout, naming.group_id(group_iso), needed, free) as space:
         staged = space.path / naming.ms_name(group_iso)
         try:
-            report = convert_group(plan.files, staged, expected_subbands=options.expected_subbands,
-                                   allow_missing=allow_missing, progress=progress)
+            report = convert_group(plan.files, staged, progress=progress, plan=plan)
             lap = time.perf_counter()
             check_ms(staged, report.n_rows, report.n_channels)
             classification = classify_group(

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SECONDS_PER_DAY = 86400.0
-
 
 @dataclass(frozen=True)
 class Corruptions:

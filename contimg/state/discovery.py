@@ -8,7 +8,7 @@ bound parameter; nothing is formatted into SQL.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from contimg import naming
@@ -47,6 +47,7 @@ def find_products(
     if product not in PRODUCT_KINDS:
         raise ValueError(f"unknown product {product!r}; expected one of {PRODUCT_KINDS}")
     group_iso = naming.iso_timestamp(group) if group else None
+    start, end = (_utc(t) for t in (start, end))
     found = _from_database(store, product, group_iso, kind, start, end)
     if found:
         return found
@@ -111,3 +112,10 @@ def _timestamp_of(name: str) -> datetime | None:
         return naming.parse_timestamp(name[:19])
     except ValueError:
         return None
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # Naive datetimes are UTC, like every timestamp in the platform.
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
