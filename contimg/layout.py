@@ -161,6 +161,8 @@ def resolve_layout(
     paths: dict[str, Path] = {}
     origins: dict[str, str] = {}
     for setting in SETTINGS:
+        if setting.variable in env and not env[setting.variable].strip():
+            raise LayoutError(f"{setting.variable} is set but empty. Fix: unset it or give a path.")
         if env.get(setting.variable):
             value, origin = env[setting.variable], "environment"
         elif setting.variable in file_values:
@@ -218,7 +220,12 @@ def _read_config_file(path_text: str | None) -> dict[str, str]:
             raise LayoutError(
                 f"CONTIMG_CONFIG={path}: unknown key paths.{key}. Fix: use one of home, {known}."
             )
-        values[variable] = str(value)
+        if not isinstance(value, str) or not value.strip():
+            raise LayoutError(
+                f"CONTIMG_CONFIG={path}: paths.{key} = {value!r} is not a path. "
+                f"Fix: write it as a quoted, non-empty string, e.g. {key} = \"/data/{key}\"."
+            )
+        values[variable] = value
     return values
 
 

@@ -1,10 +1,11 @@
-"""Operator settings for ingest, from the environment (with the seed's defaults)."""
+"""Operator settings for ingest: a typed view of the validated settings object."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from contimg.settings import Settings, load_settings
 
 INCOMPLETE_POLICIES = ("wait", "convert")
 
@@ -19,27 +20,23 @@ class IngestSettings:
     incomplete_timeout_s: float = 600.0
     incomplete_policy: str = "wait"  # or "convert" (missing subbands flagged)
 
+    stale_run_s: float = 900.0  # in_progress this long with no live run: back to the queue
+    max_attempts: int = 5
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
-        """Read CONTIMG_EXPECTED_SUBBANDS, CONTIMG_GROUP_TOLERANCE_S, CONTIMG_FILE_SETTLE_S,
-        CONTIMG_INCOMPLETE_TIMEOUT_S and CONTIMG_INCOMPLETE_POLICY; validate them."""
-        env = os.environ if env is None else env
-        try:
-            settings = cls(
-                expected_subbands=int(env.get("CONTIMG_EXPECTED_SUBBANDS", cls.expected_subbands)),
-                tolerance_s=float(env.get("CONTIMG_GROUP_TOLERANCE_S", cls.tolerance_s)),
-                settle_s=float(env.get("CONTIMG_FILE_SETTLE_S", cls.settle_s)),
-                incomplete_timeout_s=float(env.get("CONTIMG_INCOMPLETE_TIMEOUT_S",
-                                                   cls.incomplete_timeout_s)),
-                incomplete_policy=env.get("CONTIMG_INCOMPLETE_POLICY", cls.incomplete_policy),
-            )
-        except ValueError as exc:
-            raise ValueError(f"bad ingest setting in the environment: {exc}. Fix: use numbers "
-                             "for CONTIMG_*_S and CONTIMG_EXPECTED_SUBBANDS.") from exc
-        if settings.incomplete_policy not in INCOMPLETE_POLICIES:
-            raise ValueError(f"CONTIMG_INCOMPLETE_POLICY={settings.incomplete_policy!r}: "
-                             f"expected one of {INCOMPLETE_POLICIES}")
-        if settings.expected_subbands < 1 or settings.tolerance_s <= 0:
-            raise ValueError("CONTIMG_EXPECTED_SUBBANDS must be >= 1 and "
-                             "CONTIMG_GROUP_TOLERANCE_S > 0")
-        return settings
+        """The ingest settings of the validated settings object (contimg.settings)."""
+        return cls.from_settings(load_settings(env))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IngestSettings:
+        """Pick the ingest values out of the one validated settings object."""
+        return cls(
+            expected_subbands=int(settings["CONTIMG_EXPECTED_SUBBANDS"]),  # type: ignore[arg-type]
+            tolerance_s=float(settings["CONTIMG_GROUP_TOLERANCE_S"]),  # type: ignore[arg-type]
+            settle_s=float(settings["CONTIMG_FILE_SETTLE_S"]),  # type: ignore[arg-type]
+            incomplete_timeout_s=float(settings["CONTIMG_INCOMPLETE_TIMEOUT_S"]),  # type: ignore[arg-type]
+            incomplete_policy=str(settings["CONTIMG_INCOMPLETE_POLICY"]),
+            stale_run_s=float(settings["CONTIMG_STALE_RUN_S"]),  # type: ignore[arg-type]
+            max_attempts=int(settings["CONTIMG_MAX_ATTEMPTS"]),  # type: ignore[arg-type]
+        )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from contimg.ops.storage_usage import StorageObservation
+from contimg.settings import load_settings
 
 LEVELS = ("OK", "WARN", "ERROR")
 
@@ -21,18 +21,12 @@ class DiskThresholds:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DiskThresholds:
-        """CONTIMG_DISK_WARN_FREE_GB, CONTIMG_DISK_ERROR_FREE_GB, CONTIMG_TMPFS_ERROR_PERCENT."""
-        env = os.environ if env is None else env
-        try:
-            thresholds = cls(
-                float(env.get("CONTIMG_DISK_WARN_FREE_GB", cls.fast_disk_warn_free_gb)),
-                float(env.get("CONTIMG_DISK_ERROR_FREE_GB", cls.fast_disk_error_free_gb)),
-                float(env.get("CONTIMG_TMPFS_ERROR_PERCENT", cls.tmpfs_error_used_percent)))
-        except ValueError as exc:
-            raise ValueError(f"bad disk threshold in the environment ({exc}); use numbers") from exc
-        if thresholds.fast_disk_error_free_gb > thresholds.fast_disk_warn_free_gb:
-            raise ValueError("CONTIMG_DISK_ERROR_FREE_GB must not exceed CONTIMG_DISK_WARN_FREE_GB")
-        return thresholds
+        """CONTIMG_DISK_WARN_FREE_GB, CONTIMG_DISK_ERROR_FREE_GB, CONTIMG_TMPFS_ERROR_PERCENT
+        from the validated settings object (contimg.settings)."""
+        settings = load_settings(env)
+        return cls(float(settings["CONTIMG_DISK_WARN_FREE_GB"]),  # type: ignore[arg-type]
+                   float(settings["CONTIMG_DISK_ERROR_FREE_GB"]),  # type: ignore[arg-type]
+                   float(settings["CONTIMG_TMPFS_ERROR_PERCENT"]))  # type: ignore[arg-type]
 
     def fast_disk_level(self, observation: StorageObservation) -> str:
         """OK, WARN or ERROR for the fast disk's free space."""

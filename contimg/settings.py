@@ -1,0 +1,295 @@
+"""Every operator setting, validated once: environment, then the TOML file, then defaults.
+
+One table (`SPECS`) names each `CONTIMG_*` setting, its TOML section and key, its type,
+its default and its limits. `load_settings()` reads them all, checks every value and
+raises `SettingsError` naming the variable (or TOML key), the bad value and the fix;
+it returns one frozen `Settings` object that resources and assets are handed. Secrets
+(the webhook URL, the rclone remote) are never printed: their errors show only the
+scheme and host. Locations (`[paths]`) are resolved by `contimg.layout` from the same file.
+
+TOML: a table per section, keys are the variable names without `CONTIMG_`, lower case:
+
+    [ingest]
+    file_settle_s = 5
+    [retention]
+    profile = "phase4"
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from contimg.layout import LayoutError, StorageLayout, resolve_layout
+
+
+class SettingsError(ValueError):
+    """A setting is unusable; the message names the variable, the value and the fix."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One setting: where it lives, what it is, and what values are allowed."""
+
+    variable: str
+    section: str
+    kind: str  # int, float, bool, choice, text, url, days (float or None = indefinitely)
+    default: object
+    description: str
+    minimum: float | None = 0.0  # inclusive; None: no lower bound
+    maximum: float | None = None
+    positive: bool = False  # strictly greater than zero
+    choices: tuple[str, ...] = ()
+    secret: bool = False
+
+    @property
+    def key(self) -> str:
+        """The TOML key: the variable without `CONTIMG_`, lower case."""
+        return self.variable.removeprefix("CONTIMG_").lower()
+
+
+RETENTION_TYPES = ("incoming", "science_ms", "calibrator_ms", "failed_ms", "images", "mosaics")
+
+SPECS: tuple[Spec, ...] = (
+    # ingest
+    Spec("CONTIMG_EXPECTED_SUBBANDS", "ingest", "int", 16, "subband files per group", minimum=1),
+    Spec("CONTIMG_GROUP_TOLERANCE_S", "ingest", "float", 60.0,
+         "subband timestamps within this of the group id join it", positive=True),
+    Spec("CONTIMG_FILE_SETTLE_S", "ingest", "float", 5.0,
+         "a file unchanged this long is complete"),
+    Spec("CONTIMG_INCOMPLETE_TIMEOUT_S", "ingest", "float", 600.0,
+         "alert (and maybe convert) a group still incomplete after this", positive=True),
+    Spec("CONTIMG_INCOMPLETE_POLICY", "ingest", "choice", "wait",
+         "what to do with a group that never completes", choices=("wait", "convert")),
+    Spec("CONTIMG_STALE_RUN_S", "ingest", "float", 900.0,
+         "a group in_progress this long with no live run returns to the queue", positive=True),
+    Spec("CONTIMG_MAX_ATTEMPTS", "ingest", "int", 5,
+         "conversion attempts of a group before it is failed for an operator", minimum=1),
+    Spec("CONTIMG_SENSOR_INTERVAL_S", "sensor", "int", 15, "seconds between incoming scans",
+         minimum=1),
+    # demo feeder
+    Spec("CONTIMG_DEMO", "demo", "bool", False, "run the simulated telescope"),
+    Spec("CONTIMG_DEMO_CADENCE_S", "demo", "int", 60, "seconds between demo groups", minimum=1),
+    Spec("CONTIMG_DEMO_MAX_GROUPS", "demo", "int", 100, "demo groups before the feeder stops"),
+    # disks
+    Spec("CONTIMG_DISK_WARN_FREE_GB", "disk", "float", 200.0, "fast disk WARN below this"),
+    Spec("CONTIMG_DISK_ERROR_FREE_GB", "disk", "float", 100.0, "fast disk ERROR below this"),
+    Spec("CONTIMG_TMPFS_ERROR_PERCENT", "disk", "float", 95.0, "tmpfs ERROR above this",
+         maximum=100.0),
+    Spec("CONTIMG_GROWTH_MIN_SPAN_H", "disk", "float", 6.0,
+         "history span needed before growth and days-until-full are estimated", positive=True),
+    Spec("CONTIMG_FAKE_DISK_USAGE", "disk", "text", "",
+         "JSON file overriding the free-space figures (rehearsals)"),
+    # retention and archive
+    Spec("CONTIMG_RETENTION_PROFILE", "retention", "choice", "seed",
+         "retention profile", choices=("seed", "phase4")),
+    Spec("CONTIMG_RETENTION_APPLY", "retention", "bool", False,
+         "delete what the plan allows (default: dry run)"),
+    Spec("CONTIMG_MIN_FREE_GB", "retention", "days", None,
+         "free-space floor: oldest eligible products go first until it is met"),
+    *(Spec(f"CONTIMG_RETENTION_{kind.upper()}_DAYS", "retention", "days", "profile",
+           f"days to keep {kind} (overrides the profile; 'none' keeps them)")
+      for kind in RETENTION_TYPES),
+    Spec("CONTIMG_ARCHIVE_QUANTIZE_LEVEL", "archive", "float", 16.0,
+         "Rice quantisation of archived images (0: lossless)"),
+    Spec("CONTIMG_RCLONE_REMOTE", "archive", "text", "",
+         "rclone destination for backups and archives (default: a local directory)",
+         secret=True),
+    # alerts and metrics
+    Spec("CONTIMG_ALERT_WEBHOOK_URL", "alerts", "url", "",
+         "Slack-compatible incoming webhook", secret=True),
+    Spec("CONTIMG_METRICS_PORT", "metrics", "int", 9108, "Prometheus port", minimum=1,
+         maximum=65535),
+    Spec("CONTIMG_UI_PORT", "metrics", "int", 3000, "Dagster UI port", minimum=1, maximum=65535),
+)
+SPEC_BY_VARIABLE = {spec.variable: spec for spec in SPECS}
+SECTIONS = sorted({spec.section for spec in SPECS})
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting's validated value and where it came from, plus the storage layout."""
+
+    values: Mapping[str, object]
+    origins: Mapping[str, str]
+    layout: StorageLayout
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def __getitem__(self, variable: str) -> object:
+        return self.values[variable]
+
+    def get(self, variable: str) -> object:
+        """The value of one setting (KeyError for a name not in SPECS)."""
+        return self.values[variable]
+
+    def describe(self) -> list[str]:
+        """One line per setting: name, value (secrets masked) and origin."""
+        lines = []
+        for spec in SPECS:
+            value = self.values[spec.variable]
+            shown = mask(str(value)) if spec.secret and value else value
+            lines.append(f"{spec.variable:34s} {shown!s:24s} ({self.origins[spec.variable]})")
+        return lines
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, validate and return every setting (cached while the inputs are unchanged)."""
+    env = dict(os.environ if environ is None else environ)
+    config = env.get("CONTIMG_CONFIG") or ""
+    try:
+        stamp = os.stat(config).st_mtime_ns if config else 0
+    except OSError:
+        stamp = -1
+    key = (tuple(sorted((k, v) for k, v in env.items() if k.startswith("CONTIMG_"))), stamp)
+    cached = _CACHE.get(key)
+    if cached is None:
+        cached = _build(env)
+        _CACHE.clear()  # one live configuration per process is the norm
+        _CACHE[key] = cached
+    return cached
+
+
+_CACHE: dict[tuple, Settings] = {}
+
+
+def _build(env: Mapping[str, str]) -> Settings:
+    try:
+        layout = resolve_layout(env)
+    except LayoutError as exc:
+        raise SettingsError(str(exc)) from exc
+    file_values = _read_sections(env.get("CONTIMG_CONFIG"))
+    values: dict[str, object] = {}
+    origins: dict[str, str] = {}
+    for spec in SPECS:
+        raw = env.get(spec.variable)
+        if raw is not None:
+            values[spec.variable] = parse_value(spec, raw, spec.variable)
+            origins[spec.variable] = "environment"
+        elif spec.key in file_values.get(spec.section, {}):
+            where = f"[{spec.section}] {spec.key} in {env['CONTIMG_CONFIG']}"
+            values[spec.variable] = parse_value(spec, file_values[spec.section][spec.key], where)
+            origins[spec.variable] = "config file"
+        else:
+            values[spec.variable] = spec.default
+            origins[spec.variable] = "default"
+    _check_relations(values)
+    return Settings(values, origins, layout, dict(env))
+
+
+def parse_value(spec: Spec, raw: object, where: str) -> object:
+    """Turn one raw value (environment text or TOML value) into the spec's type, or raise."""
+    shown = mask(str(raw)) if spec.secret else repr(raw)
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text == "" and spec.kind not in ("text", "url", "days"):
+            raise SettingsError(f"{where} is empty. Fix: set it to {_expect(spec)} or unset it.")
+    if spec.kind in ("int", "float"):
+        return _number(spec, raw, where, shown)
+    if spec.kind == "days":
+        if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none", "indefinite")):
+            return None
+        return _number(spec, raw, where, shown)
+    if spec.kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise SettingsError(f"{where}={shown} is not a yes/no value. Fix: use 1 or 0.")
+    if not isinstance(raw, str):
+        raise SettingsError(f"{where}={shown} must be text. Fix: quote it, e.g. {spec.key} = \"...\".")
+    text = raw.strip()
+    if spec.kind == "choice":
+        if text not in spec.choices:
+            raise SettingsError(f"{where}={shown} is not one of {list(spec.choices)}. "
+                                f"Fix: use one of them.")
+        return text
+    if spec.kind == "url" and text:
+        check_url(text, where)
+    return text
+
+
+def check_url(url: str, where: str) -> None:
+    """An http(s) URL with a host, or SettingsError (which never prints the URL's path)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"{where} is not an http(s) URL with a host (it looks like "
+                            f"{mask(url)}). Fix: use the full webhook URL, "
+                            "e.g. https://hooks.slack.com/services/...")
+
+
+def mask(value: str) -> str:
+    """A secret shown safely: scheme and host of a URL, or the part before ':' of a remote."""
+    parts = urlsplit(value)
+    if parts.scheme and parts.hostname:
+        return f"{parts.scheme}://{parts.hostname}/***"
+    if ":" in value and "/" not in value.split(":", 1)[0]:
+        return value.split(":", 1)[0] + ":***"
+    return "***" if value else ""
+
+
+def _number(spec: Spec, raw: object, where: str, shown: str) -> float | int:
+    if isinstance(raw, bool):
+        raise SettingsError(f"{where}={shown} must be a number. Fix: write {_expect(spec)}.")
+    try:
+        number = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise SettingsError(f"{where}={shown} is not a number. Fix: write {_expect(spec)}.") from None
+    if not math.isfinite(number):
+        raise SettingsError(f"{where}={shown} is not a finite number. Fix: write {_expect(spec)}.")
+    if spec.kind == "int":
+        if number != int(number):
+            raise SettingsError(f"{where}={shown} must be a whole number. Fix: write {_expect(spec)}.")
+        number = int(number)
+    if ((spec.positive and number <= 0) or (spec.minimum is not None and number < spec.minimum)
+            or (spec.maximum is not None and number > spec.maximum)):
+        raise SettingsError(f"{where}={shown} is out of range. Fix: write {_expect(spec)}.")
+    return number
+
+
+def _expect(spec: Spec) -> str:
+    if spec.kind in ("int", "float", "days"):
+        noun = "a whole number" if spec.kind == "int" else "a number"
+        low = "> 0" if spec.positive else (f">= {spec.minimum:g}" if spec.minimum is not None else "")
+        high = f" and <= {spec.maximum:g}" if spec.maximum is not None else ""
+        extra = " (or 'none')" if spec.kind == "days" else ""
+        return f"{noun} {low}{high}{extra}".replace("  ", " ")
+    if spec.kind == "bool":
+        return "1 or 0"
+    if spec.kind == "choice":
+        return " or ".join(spec.choices)
+    return "a text value"
+
+
+def _check_relations(values: Mapping[str, object]) -> None:
+    if values["CONTIMG_DISK_ERROR_FREE_GB"] > values["CONTIMG_DISK_WARN_FREE_GB"]:  # type: ignore[operator]
+        raise SettingsError("CONTIMG_DISK_ERROR_FREE_GB must not exceed CONTIMG_DISK_WARN_FREE_GB. "
+                            "Fix: lower the error threshold or raise the warning one.")
+
+
+def _read_sections(path_text: str | None) -> dict[str, dict[str, object]]:
+    """The TOML file's setting tables (not [paths], which the layout reads), checked."""
+    if not path_text:
+        return {}
+    path = Path(path_text).expanduser()
+    data = tomllib.loads(path.read_text())  # the layout already reported a missing/bad file
+    tables: dict[str, dict[str, object]] = {}
+    known_keys = {s: {spec.key for spec in SPECS if spec.section == s} for s in SECTIONS}
+    for section, content in data.items():
+        if section == "paths":
+            continue
+        if section not in known_keys or not isinstance(content, dict):
+            raise SettingsError(f"CONTIMG_CONFIG={path}: unknown table [{section}]. Fix: use "
+                                f"[paths] or one of {['[' + s + ']' for s in SECTIONS]}.")
+        for key in content:
+            if key not in known_keys[section]:
+                raise SettingsError(f"CONTIMG_CONFIG={path}: unknown key {section}.{key}. Fix: "
+                                    f"use one of {sorted(known_keys[section])}.")
+        tables[section] = content
+    return tables
