@@ -1,1 +1,2 @@
-"""Dagster schedules: daily registration now; backups, retention and archival later."""
+"""Dagster schedules. Each has an explicit `name=` (the README's Schedules table), because
+ScheduleDefinition otherwise names it `<job>_schedule`."""

@@ -8,6 +8,7 @@ storage_locations_job = define_asset_job(
 )
 
 storage_locations_schedule = ScheduleDefinition(
+    name="storage_locations_schedule",
     job=storage_locations_job,
     cron_schedule="5 0 * * *",
     execution_timezone="UTC",

@@ -5,6 +5,7 @@ from dagster import AssetSelection, DefaultScheduleStatus, ScheduleDefinition, d
 state_backup_job = define_asset_job("state_backup_job", selection=AssetSelection.assets("state_backup"))
 
 state_backup_schedule = ScheduleDefinition(
+    name="state_backup_schedule",
     job=state_backup_job, cron_schedule="15 2 * * *", execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
     description="Back up the state databases, ship them to the remote (02:15 UTC daily).")
@@ -14,11 +15,13 @@ lifecycle_job = define_asset_job("lifecycle_job",
 retention_job = define_asset_job("retention_job", selection=AssetSelection.assets("retention"))
 
 retention_schedule = ScheduleDefinition(
+    name="retention_schedule",
     job=retention_job, cron_schedule="45 3 * * *", execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
     description="Apply the retention policy (03:45 UTC daily; dry run unless enabled).")
 
 archive_schedule = ScheduleDefinition(
+    name="archive_schedule",
     job=lifecycle_job, cron_schedule="0 4 * * 0", execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
     description="Archive images and mosaics to the remote, then retention (Sundays 04:00 UTC).")

@@ -95,7 +95,7 @@ def test_webserver_serves_the_code_location_over_graphql(layout_env, tmp_path):
         repo = location["repositories"][0]
         assert ["storage_locations"] in [a["assetKey"]["path"] for a in repo["assetNodes"]]
         assert "simulated_telescope_sensor" in [s["name"] for s in repo["sensors"]]
-        assert {"name": "storage_locations_job_schedule", "cronSchedule": "5 0 * * *"} in \
+        assert {"name": "storage_locations_schedule", "cronSchedule": "5 0 * * *"} in \
             repo["schedules"]
     finally:
         server.terminate()
