@@ -140,6 +140,11 @@ MIGRATIONS: dict[str, list[str]] = {
         ALTER TABLE mosaics ADD COLUMN archive_staged TEXT;
         ALTER TABLE mosaics ADD COLUMN archive_sha256 TEXT;
         """,
+        """
+        ALTER TABLE images ADD COLUMN archive_source_sha256 TEXT;
+        ALTER TABLE mosaics ADD COLUMN archive_source_sha256 TEXT;
+        ALTER TABLE ms_index ADD COLUMN archive_path TEXT;
+        """,
     ],
     "master_sources": [
         """
