@@ -27,3 +27,75 @@ def log_move(store: StateStore, source: Path | str, destination: Path | str, *, 
     with write_transaction(conn):
         record_move(conn, source, destination, action=action, reason=reason, actor=actor,
                     size_bytes=size_bytes)
+
+
+# -- archive and retention (images, mosaics, MS) -------------------------------------
+
+ARCHIVED_TABLES = ("images", "mosaics")
+
+
+def _archived_table(table: str) -> str:
+    """Guard the table names interpolated into SQL below."""
+    if table not in ARCHIVED_TABLES:
+        raise ValueError(f"unknown archived product table {table!r}; expected {ARCHIVED_TABLES}")
+    return table
+
+
+def products_to_archive(store: StateStore, table: str) -> list[sqlite3.Row]:
+    """Rows (id, path, archive_staged) of live products not (or no longer) archived;
+    `archive_staged` still holds the previous name of one marked for re-archive."""
+    return store.query("products", f"SELECT id, path, archive_staged FROM {_archived_table(table)}"
+                                   " WHERE archive_path IS NULL AND status != 'purged' ORDER BY id")
+
+
+def record_archived(conn: sqlite3.Connection, table: str, row_id: int, *, archive_path: str,
+                    staged: str, sha256: str, source_sha256: str) -> None:
+    """Where a product's archive copy is, its checksum, and the checksum of the source
+    file as it was when archived (retention deletes the file only if it still matches)."""
+    conn.execute(f"UPDATE {_archived_table(table)} SET archive_path = ?, archive_staged = ?,"
+                 " archive_sha256 = ?, archive_source_sha256 = ? WHERE id = ?",
+                 (archive_path, staged, sha256, source_sha256, row_id))
+
+
+def live_products(store: StateStore, table: str) -> list[sqlite3.Row]:
+    """Rows (path, archive_path, archive_sha256, archive_source_sha256) not yet purged."""
+    return store.query("products", "SELECT path, archive_path, archive_sha256,"
+                                   f" archive_source_sha256 FROM {_archived_table(table)}"
+                                   " WHERE status != 'purged' ORDER BY path")
+
+
+def archived_product(store: StateStore, table: str, path: str) -> sqlite3.Row | None:
+    """The archive record (archive_path, archive_sha256, archive_source_sha256) of one product."""
+    rows = store.query("products", "SELECT archive_path, archive_sha256, archive_source_sha256"
+                                   f" FROM {_archived_table(table)} WHERE path = ?", (path,))
+    return rows[0] if rows else None
+
+
+def mark_for_rearchive(conn: sqlite3.Connection, table: str, path: str) -> None:
+    """Forget a product's archive record so the next archive run stages it anew (the
+    old remote copy stays; `archive_staged` keeps its name so the new one gets another)."""
+    conn.execute(f"UPDATE {_archived_table(table)} SET archive_path = NULL, archive_sha256 = NULL,"
+                 " archive_source_sha256 = NULL WHERE path = ?", (path,))
+
+
+def mark_product_purged(conn: sqlite3.Connection, table: str, path: str) -> None:
+    """Record that a product's local file is (about to be) deleted; its archive record stays."""
+    conn.execute(f"UPDATE {_archived_table(table)} SET status = 'purged' WHERE path = ?", (path,))
+
+
+def ms_for_retention(store: StateStore) -> list[sqlite3.Row]:
+    """ms_index rows (path, group_id, kind, status, size_bytes) not yet purged."""
+    return store.query("products", "SELECT path, group_id, kind, status, size_bytes FROM ms_index"
+                                   " WHERE status != 'purged' ORDER BY start_mjd")
+
+
+def converted_ms_by_group(store: StateStore) -> dict[str, str]:
+    """group_id -> MS path for every group whose MS is registered as converted."""
+    rows = store.query("products", "SELECT group_id, path FROM ms_index WHERE status = 'converted'")
+    return {row["group_id"]: row["path"] for row in rows}
+
+
+def mark_ms_purged(conn: sqlite3.Connection, path: str, archive_path: str | None = None) -> None:
+    """Record that an MS is (about to be) deleted, and where its archive copy is, if any."""
+    conn.execute("UPDATE ms_index SET status = 'purged', archive_path = COALESCE(?, archive_path),"
+                 " updated = ? WHERE path = ?", (archive_path, utc_now(), path))
