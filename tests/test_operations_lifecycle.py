@@ -1,6 +1,7 @@
 """Archive and retention with the real rclone against a local-directory remote."""
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -147,3 +148,24 @@ def test_lifecycle_assets_alert_on_archive_and_retention(lifecycle, monkeypatch,
     kinds = sorted(p["contimg"]["kind"] for p in received)
     assert kinds == ["archive_complete", "retention_run"]
     assert path.exists(), "retention is a dry run unless CONTIMG_RETENTION_APPLY=1"
+
+
+def test_archive_after_emptying_local_staging_keeps_every_remote_copy(lifecycle):
+    """Issue 7 item 1: the archive only adds to the remote (copy + check, never sync)."""
+    layout, store, remote = lifecycle
+    first_paths = [_image(layout, f"2025-10-13T13:{m:02d}:03", m)[0] for m in (28, 33)]
+    for path in first_paths:
+        _register(store, path)
+    first = archive_products(layout, store)
+    copies = [remote / "archive" / name for name in first.images]
+    digests = {copy: copy.read_bytes() for copy in copies}
+    for entry in layout.archive_dir.iterdir():  # an operator empties the local staging
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    newcomer, _ = _image(layout, "2025-10-13T13:38:21", 3)
+    _register(store, newcomer)
+    second = archive_products(layout, store)
+    assert len(second.images) == 1
+    assert all(copy.read_bytes() == digests[copy] for copy in copies), "remote copies survive"
+    assert (remote / "archive" / second.images[0]).exists()
+    third = archive_products(layout, store)  # with an empty staging and nothing new
+    assert third.images == [] and all(copy.exists() for copy in copies)

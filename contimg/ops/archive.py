@@ -1,11 +1,19 @@
 """Weekly archival: images -> Rice-compressed .fits.fz, mosaics -> .tar.gz, staged under
-archive/, `rclone sync` to the remote, `rclone check`, archive locations recorded.
+archive/, `rclone copy` of what was staged to the remote, `rclone check` of it, and the
+archive locations recorded.
 
-A second run finds nothing new to stage and the sync moves nothing.
+The archive only ever adds to the remote: nothing there is deleted or overwritten, so
+emptying the local `archive/` staging (a rebuilt disk, an operator's `rm`) loses nothing.
+With each archive copy the sha256 of the source file as it was archived is recorded:
+retention deletes a local file only while it still has that checksum. A product
+changed after archiving is marked for re-archive by retention and staged anew here,
+under a name carrying its content's checksum, beside (never over) the earlier copy.
+A second run finds nothing new to stage and copies nothing.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import tarfile
@@ -16,9 +24,13 @@ import numpy as np
 from astropy.io import fits
 
 from contimg.layout import StorageLayout
-from contimg.ops.rclone_remote import remote_path, sync_verified
+from contimg.ops.rclone_remote import copy_verified, remote_path
+from contimg.settings import load_settings
 from contimg.state import StateStore
-from contimg.state.connection import utc_now, write_transaction
+from contimg.state.connection import write_transaction
+from contimg.state.products_db import products_to_archive, record_archived, record_move
+
+DITHER_SEED_CHECKSUM = -1  # dither seeded from the data: the same image compresses to the same bytes
 
 
 @dataclass(frozen=True)
@@ -34,8 +46,8 @@ class CompressionSettings:
 
     @classmethod
     def from_env(cls) -> CompressionSettings:
-        """CONTIMG_ARCHIVE_QUANTIZE_LEVEL (default 16; 0 for lossless)."""
-        return cls(float(os.environ.get("CONTIMG_ARCHIVE_QUANTIZE_LEVEL", "16")))
+        """CONTIMG_ARCHIVE_QUANTIZE_LEVEL (default 16; 0 for lossless), validated."""
+        return cls(float(load_settings()["CONTIMG_ARCHIVE_QUANTIZE_LEVEL"]))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -44,11 +56,26 @@ class ArchiveReport:
 
     images: list[str] = field(default_factory=list)
     mosaics: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # changed while being archived
     remote: str = ""
 
 
+@dataclass(frozen=True)
+class Staged:
+    """One product written into the staging area, not yet recorded."""
+
+    table: str
+    row_id: int
+    relative: str
+    sha256: str
+    source_sha256: str
+
+
 def compress_image(source: Path, target: Path, settings: CompressionSettings) -> str:
-    """Write `target` (.fits.fz) from a FITS image atomically; return its sha256."""
+    """Write `target` (.fits.fz) from a FITS image atomically; return its sha256.
+
+    The output is deterministic (dither seeded from the data), so staging the same
+    image again yields the same bytes and the add-only copy has nothing to change."""
     with fits.open(source, memmap=False) as hdul:
         data, header = hdul[0].data, hdul[0].header
         if settings.lossless:
@@ -57,7 +84,8 @@ def compress_image(source: Path, target: Path, settings: CompressionSettings) ->
         else:
             compressed = fits.CompImageHDU(np.asarray(data, np.float32), header,
                                            compression_type="RICE_1",
-                                           quantize_level=settings.quantize_level)
+                                           quantize_level=settings.quantize_level,
+                                           dither_seed=DITHER_SEED_CHECKSUM)
         partial = target.with_name(f".{target.name}.partial")
         target.parent.mkdir(parents=True, exist_ok=True)
         fits.HDUList([fits.PrimaryHDU(), compressed]).writeto(partial, overwrite=True)
@@ -66,10 +94,12 @@ def compress_image(source: Path, target: Path, settings: CompressionSettings) ->
 
 
 def tar_mosaic(source: Path, target: Path) -> str:
-    """A .tar.gz of a mosaic and its sidecar files (same stem), written atomically."""
+    """A .tar.gz of a mosaic and its sidecar files (same stem), written atomically and
+    deterministically (gzip header time 0), so a re-staged mosaic is byte-identical."""
     partial = target.with_name(f".{target.name}.partial")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(partial, "w:gz") as tar:
+    with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as tar:
         for member in sorted(source.parent.glob(f"{source.stem}*")):
             tar.add(member, arcname=member.name)
     os.replace(partial, target)
@@ -85,43 +115,61 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def archive_name(source: Path, suffix: str, source_sha256: str, previous: str | None) -> str:
+    """`<stem><suffix>`; a re-archive (an earlier copy exists under `previous`) carries the
+    new content's checksum so it sits beside the earlier copy instead of replacing it."""
+    if previous is None:
+        return f"{source.stem}{suffix}"
+    return f"{source.stem}.{source_sha256[:12]}{suffix}"
+
+
 def archive_products(layout: StorageLayout, store: StateStore,
                      settings: CompressionSettings | None = None) -> ArchiveReport:
-    """Stage every not-yet-archived image and mosaic, sync the archive to the remote,
-    verify it, and record each archive location (with its checksum)."""
+    """Stage every not-yet-archived image and mosaic, copy what was staged to the remote
+    (adding only), verify it, and record each archive location with its checksums."""
     settings = settings or CompressionSettings.from_env()
     report = ArchiveReport(remote=remote_path(layout, "archive"))
-    staged: list[tuple[str, int, str, str]] = []
-    for row in store.query("products", "SELECT id, path FROM images WHERE archive_path IS NULL"
-                                       " AND status != 'purged'"):
-        source = Path(row["path"])
-        relative = Path("images") / f"{source.stem}.fits.fz"
-        digest = compress_image(source, layout.archive_dir / relative, settings)
-        staged.append(("images", row["id"], str(relative), digest))
-        report.images.append(str(relative))
-    for row in store.query("products", "SELECT id, path FROM mosaics WHERE archive_path IS NULL"
-                                       " AND status != 'purged'"):
-        source = Path(row["path"])
-        relative = Path("images") / "mosaics" / f"{source.stem}.tar.gz"
-        digest = tar_mosaic(source, layout.archive_dir / relative)
-        staged.append(("mosaics", row["id"], str(relative), digest))
-        report.mosaics.append(str(relative))
-    sync_verified(layout.archive_dir, report.remote)
+    staged: list[Staged] = []
+    for table, folder, suffix in (("images", "images", ".fits.fz"),
+                                  ("mosaics", "images/mosaics", ".tar.gz")):
+        for row in products_to_archive(store, table):
+            item = _stage(layout, table, row, folder, suffix, settings)
+            if item is None:
+                report.skipped.append(row["path"])
+                continue
+            staged.append(item)
+            getattr(report, table).append(item.relative)
+    copy_verified(layout.archive_dir, report.remote, [item.relative for item in staged])
     _record(store, staged, report.remote)
     return report
 
 
-_RECORD_SQL = {
-    table: f"UPDATE {table} SET archive_path = ?, archive_staged = ?, archive_sha256 = ?"
-           " WHERE id = ?" for table in ("images", "mosaics")
-}
+def _stage(layout: StorageLayout, table: str, row, folder: str, suffix: str,
+           settings: CompressionSettings) -> Staged | None:
+    """Compress or tar one product into the staging area; None when the source is gone
+    or changed while it was read (it is tried again next run, never half-recorded)."""
+    source = Path(row["path"])
+    try:
+        before = sha256(source)
+    except FileNotFoundError:
+        return None
+    relative = f"{folder}/{archive_name(source, suffix, before, row['archive_staged'])}"
+    target = layout.archive_dir / relative
+    digest = (compress_image(source, target, settings) if table == "images"
+              else tar_mosaic(source, target))
+    if sha256(source) != before:
+        target.unlink(missing_ok=True)
+        return None
+    return Staged(table, row["id"], relative, digest, before)
 
 
-def _record(store: StateStore, staged: list[tuple[str, int, str, str]], remote: str) -> None:
+def _record(store: StateStore, staged: list[Staged], remote: str) -> None:
+    """Every archive location and checksum, and one audit row, in one transaction."""
     conn = store.connection("products")
     with write_transaction(conn):
-        for table, row_id, relative, digest in staged:
-            conn.execute(_RECORD_SQL[table], (f"{remote}/{relative}", relative, digest, row_id))
-        conn.execute("INSERT INTO file_moves (moved_at, source, destination, action, reason,"
-                     " actor) VALUES (?, ?, ?, 'archive', ?, 'archive')",
-                     (utc_now(), "archive/", remote, f"{len(staged)} product(s) staged and synced"))
+        for item in staged:
+            record_archived(conn, item.table, item.row_id, archive_path=f"{remote}/{item.relative}",
+                            staged=item.relative, sha256=item.sha256,
+                            source_sha256=item.source_sha256)
+        record_move(conn, "archive/", remote, action="archive", actor="archive",
+                    reason=f"{len(staged)} product(s) staged, copied and verified")

@@ -1,18 +1,27 @@
-"""The rclone remote: copy, sync and verify, through rclone-python and the rclone binary.
+"""The rclone remote: copy and verify, through rclone-python and the rclone binary.
 
 The remote is `CONTIMG_RCLONE_REMOTE`: any rclone destination, e.g. `archive:dsa110`
 for a remote in rclone.conf, or a plain directory (the embedded default,
 `<CONTIMG_HOME>/remote`) which rclone treats as a local remote.
+
+Everything here only ever adds to the remote: `rclone copy` (never `sync`, which
+mirrors local deletions and so erased the remote archive when the local staging was
+emptied), with `--immutable` so a file already on the remote is never overwritten
+with different content — a changed product is archived under a new name instead.
 """
 
 from __future__ import annotations
 
-import os
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from rclone_python import rclone
 
 from contimg.layout import StorageLayout
+from contimg.settings import load_settings
+
+ADD_ONLY = ["--immutable"]  # never modify a remote file; fail loudly if one differs
 
 
 class ArchiveVerificationError(RuntimeError):
@@ -21,7 +30,7 @@ class ArchiveVerificationError(RuntimeError):
 
 def remote_root(layout: StorageLayout) -> str:
     """The configured remote, or the local-directory default beside the data."""
-    configured = os.environ.get("CONTIMG_RCLONE_REMOTE")
+    configured = str(load_settings()["CONTIMG_RCLONE_REMOTE"])
     if configured:
         return configured.rstrip("/")
     default = layout.paths["CONTIMG_DATA_DIR"].parent / "remote"
@@ -34,23 +43,32 @@ def remote_path(layout: StorageLayout, *parts: str) -> str:
     return "/".join([remote_root(layout), *parts])
 
 
-def copy_verified(source: Path, destination: str) -> None:
-    """Copy a directory to the remote (adding, never deleting), then verify every file."""
-    rclone.copy(str(source), destination, show_progress=False)
-    verify(source, destination)
+def copy_verified(source: Path, destination: str, files: Sequence[str] | None = None) -> None:
+    """Copy a directory (or only `files`, paths relative to it) to the remote — adding,
+    never deleting or overwriting — then verify every copied file (size and hash)."""
+    if files is not None and not files:
+        return  # nothing to copy: an empty --files-from would be a no-op anyway
+    with tempfile.TemporaryDirectory(prefix="contimg-rclone-") as tmp:
+        selection = _files_from(Path(tmp), files)
+        rclone.copy(str(source), destination, show_progress=False, args=[*ADD_ONLY, *selection])
+        verify(source, destination, selection)
 
 
-def sync_verified(source: Path, destination: str) -> None:
-    """Make the remote directory match the local one, then verify it."""
-    rclone.sync(str(source), destination, show_progress=False)
-    verify(source, destination)
-
-
-def verify(source: Path, destination: str) -> None:
-    """rclone check (sizes and hashes) of every local file against the remote."""
-    matched, details = rclone.check(str(source), destination, one_way=True)
+def verify(source: Path, destination: str, selection: Sequence[str] = ()) -> None:
+    """rclone check (sizes and hashes) of the local files against the remote, one way:
+    files only on the remote are expected (the remote keeps what the local side dropped)."""
+    matched, details = rclone.check(str(source), destination, one_way=True, args=list(selection))
     if not matched:
         bad = [path for symbol, path in details if symbol != "="]
         raise ArchiveVerificationError(
             f"remote {destination} does not match {source}: {bad[:10]}. Fix: rerun the copy; "
             "if it persists, check the remote's health.")
+
+
+def _files_from(tmp: Path, files: Sequence[str] | None) -> list[str]:
+    """rclone flags restricting a copy/check to `files` (none: the whole directory)."""
+    if files is None:
+        return []
+    listing = tmp / "files-from.txt"
+    listing.write_text("".join(f"{name}\n" for name in files))
+    return ["--files-from", f'"{listing}"']
