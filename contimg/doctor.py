@@ -1,14 +1,21 @@
-"""`contimg doctor`: the resolved layout, free space per volume, tool versions, problems."""
+"""`contimg doctor`: the resolved layout, free space per volume, state databases (each
+`PRAGMA quick_check`ed), tool versions, problems."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 from contimg.layout import LayoutError, StorageLayout, resolve_layout
-from contimg.state import StateStore
+from contimg.state import DATABASES, StateStore
+from contimg.state.connection import StateDatabaseError
+
+RESTORE_FIX = ("Fix: stop the platform, then `contimg restore --list` and "
+               "`contimg restore --backup <set> --yes`.")
 
 
 def tool_version(command: list[str]) -> str:
@@ -39,11 +46,7 @@ def run_doctor(print_line: Callable[[str], None] = print) -> int:
         return 1
     _print_layout(layout, print_line)
     _print_volumes(layout, print_line)
-    try:
-        versions = StateStore(layout.state_dir).migrate_all()
-        print_line("state databases: " + ", ".join(f"{k} v{v}" for k, v in versions.items()))
-    except Exception as exc:  # noqa: BLE001 - report any failure to the operator
-        problems.append(f"state databases: {exc}")
+    problems.extend(check_state_databases(layout.state_dir, print_line))
     checks = {
         "CASA": casa_version,
         "WSClean": lambda: tool_version(["wsclean", "--version"]),
@@ -59,6 +62,43 @@ def run_doctor(print_line: Callable[[str], None] = print) -> int:
         print_line(f"PROBLEM: {problem}")
     print_line("doctor: OK" if not problems else f"doctor: {len(problems)} problem(s)")
     return 0 if not problems else 1
+
+
+def quick_check(path: Path) -> str:
+    """`PRAGMA quick_check` of one database file: "ok", or what SQLite found wrong."""
+    try:
+        conn = sqlite3.connect(path)
+        try:
+            rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)")]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:  # e.g. "file is not a database"
+        return str(exc)
+    return "ok" if rows == ["ok"] else "; ".join(rows)
+
+
+def check_state_databases(state_dir: Path, print_line: Callable[[str], None] = print) -> list[str]:
+    """Check every existing state database, then open (create or migrate) them all.
+
+    Returns one problem per broken or lost database, each naming the file and the fix.
+    """
+    problems = []
+    for name in DATABASES:
+        path = state_dir / f"{name}.sqlite3"
+        if path.exists():
+            result = quick_check(path)
+            if result != "ok":
+                problems.append(f"state database {name} ({path}) is damaged: quick_check says "
+                                f"{result!r}. {RESTORE_FIX}")
+    if problems:
+        return problems  # opening a damaged database would only repeat the same failure
+    try:
+        with StateStore(state_dir) as store:  # closed: doctor must not hold the state lock
+            versions = store.migrate_all()
+        print_line("state databases: " + ", ".join(f"{k} v{v} ok" for k, v in versions.items()))
+    except (StateDatabaseError, sqlite3.Error, RuntimeError) as exc:
+        problems.append(f"state databases: {exc}")
+    return problems
 
 
 def _print_layout(layout: StorageLayout, print_line: Callable[[str], None]) -> None:

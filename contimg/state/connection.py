@@ -4,23 +4,57 @@ Many run processes write at once. WAL lets readers proceed during a write; a
 generous busy timeout makes writers queue instead of failing; `BEGIN IMMEDIATE`
 takes the write lock up front so a transaction never has to upgrade a read lock
 (the case where SQLite gives up immediately with "database is locked").
+
+Two guards keep the databases from being lost silently. A marker file
+(`state/.databases`) lists every database this state directory has held, so a
+database deleted while the platform runs is refused (`MissingDatabaseError`, pointing
+at `contimg restore`) instead of being recreated empty. And every `StateStore` holds a
+shared `flock` on `state/.state.lock` while it has connections open: `contimg restore`
+takes it exclusively, so it refuses while any process holds the databases, and a
+process opening them waits until a restore has finished.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from contimg.state.schema import MIGRATIONS, latest_version
 
 DATABASES = tuple(MIGRATIONS)
 BUSY_TIMEOUT_MS = 60_000
 _LOCK_RETRIES = 20
+STATE_LOCK_NAME = ".state.lock"
+MARKER_NAME = ".databases"
+_MARKER_LOCK_NAME = ".databases.lock"
+STATE_LOCK_WAIT_S = 120.0
+# Databases this process has opened: a whole state directory removed under a running
+# process (marker included) is still recognised as lost, not recreated.
+_OPENED_IN_PROCESS: set[str] = set()
+
+
+class StateDatabaseError(RuntimeError):
+    """A state database is unusable; the message names the file and the fix."""
+
+
+class MissingDatabaseError(StateDatabaseError):
+    """A database this state directory held is gone (or emptied): refuse to recreate it."""
+
+
+class CorruptDatabaseError(StateDatabaseError, sqlite3.DatabaseError):
+    """A state database file is not a readable SQLite database."""
+
+
+class StateInUseError(StateDatabaseError):
+    """The state databases are held by other processes (restore) or being restored (open)."""
 
 
 def connect(path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
@@ -86,18 +120,30 @@ class StateStore:
     def __init__(self, state_dir: Path | str) -> None:
         self.state_dir = Path(state_dir)
         self._connections: dict[str, sqlite3.Connection] = {}
+        self._lock: IO[bytes] | None = None
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def path(self, database: str) -> Path:
         """File path of one database, e.g. state/products.sqlite3."""
         return self.state_dir / f"{database}.sqlite3"
 
     def connection(self, database: str) -> sqlite3.Connection:
-        """A migrated connection to one database, reused within this process."""
+        """A migrated connection to one database, reused within this process.
+
+        Raises MissingDatabaseError when the database existed here once but its file is
+        gone or empty, and CorruptDatabaseError when the file is not a SQLite database.
+        """
         if database not in self._connections:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            conn = connect(self.path(database))
-            migrate(conn, database)
-            self._connections[database] = conn
+            if database not in MIGRATIONS:
+                raise ValueError(f"unknown state database {database!r}; expected one of {DATABASES}")
+            if self._lock is None:
+                self._lock = acquire_shared_state_lock(self.state_dir)
+            self._connections[database] = _open_database(self.path(database), database)
         return self._connections[database]
 
     def migrate_all(self) -> dict[str, int]:
@@ -136,10 +182,152 @@ class StateStore:
             )
 
     def close(self) -> None:
-        """Close every open connection."""
+        """Close every open connection and release the shared state lock."""
         for conn in self._connections.values():
             conn.close()
         self._connections.clear()
+        if self._lock is not None:
+            self._lock.close()  # closing the descriptor releases the flock
+            self._lock = None
+
+
+def _open_database(path: Path, database: str) -> sqlite3.Connection:
+    """Connect to and migrate one database, refusing to recreate one that was lost."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Serialise first creation: a concurrent creator must find the file (or the
+        # marker entry), never a half-written pair that looks like a lost database.
+        with _marker_lock(path.parent):
+            if not path.exists():
+                if database in known_databases(path.parent) or str(path.resolve()) in _OPENED_IN_PROCESS:
+                    raise MissingDatabaseError(_missing_message(path, "is missing"))
+                conn = _connect_checked(path)
+                migrate(conn, database)
+                _remember(path, database)
+                return conn
+    # Read the marker before the schema version: a creator migrates before it records.
+    known = database in known_databases(path.parent)
+    conn = _connect_checked(path)
+    if known and conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+        conn.close()
+        raise MissingDatabaseError(_missing_message(path, "is empty (no schema)"))
+    migrate(conn, database)
+    if not known:
+        with _marker_lock(path.parent):
+            _remember(path, database)
+    else:
+        _OPENED_IN_PROCESS.add(str(path.resolve()))
+    return conn
+
+
+def _connect_checked(path: Path) -> sqlite3.Connection:
+    try:
+        return connect(path)
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise
+        raise CorruptDatabaseError(
+            f"state database {path} cannot be opened ({exc}). Fix: stop the platform, then "
+            f"`contimg restore --list` and `contimg restore --backup <set> --yes`.") from exc
+
+
+def _missing_message(path: Path, what: str) -> str:
+    return (f"state database {path} {what}, but it existed before (listed in "
+            f"{path.parent / MARKER_NAME}); refusing to recreate it empty. Fix: stop the "
+            f"platform, then `contimg restore --list` and `contimg restore --backup <set> --yes`; "
+            f"to start this database afresh on purpose, remove its name from {MARKER_NAME}.")
+
+
+def known_databases(state_dir: Path) -> set[str]:
+    """Names of the databases this state directory has held (from its marker file)."""
+    try:
+        data = json.loads((state_dir / MARKER_NAME).read_text())
+    except (OSError, ValueError):
+        return set()  # no marker yet, or unreadable: it is rewritten on the next creation
+    names = data.get("databases", {}) if isinstance(data, dict) else {}
+    return {name for name in names if name in MIGRATIONS} if isinstance(names, dict) else set()
+
+
+def _remember(path: Path, database: str) -> None:
+    """Add one database to the marker (call under the marker lock); atomic replace."""
+    _OPENED_IN_PROCESS.add(str(path.resolve()))
+    marker = path.parent / MARKER_NAME
+    try:
+        data = json.loads(marker.read_text())
+        entries = data["databases"] if isinstance(data.get("databases"), dict) else {}
+    except (OSError, ValueError, AttributeError, KeyError):
+        entries = {}
+    if database in entries:
+        return
+    entries[database] = utc_now()
+    partial = marker.with_name(f"{MARKER_NAME}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps({"databases": entries}, indent=2, sort_keys=True) + "\n")
+    os.replace(partial, marker)
+
+
+@contextmanager
+def _marker_lock(state_dir: Path) -> Iterator[None]:
+    """An exclusive lock, held only while a database is first created and recorded."""
+    with open(state_dir / _MARKER_LOCK_NAME, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def acquire_shared_state_lock(state_dir: Path, wait_s: float = STATE_LOCK_WAIT_S) -> IO[bytes]:
+    """Take the shared state lock (held while databases are open); return its handle.
+
+    Waits while `contimg restore` holds it exclusively, then raises StateInUseError.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(state_dir / STATE_LOCK_NAME, "a+b")  # noqa: SIM115 - held until close()
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                raise StateInUseError(
+                    f"the state databases in {state_dir} are locked exclusively (a `contimg restore` "
+                    f"is running) for more than {wait_s:.0f} s. Fix: let the restore finish.") from None
+            time.sleep(0.2)
+
+
+@contextmanager
+def exclusive_state_lock(state_dir: Path) -> Iterator[None]:
+    """Hold the state lock exclusively (restore), or raise StateInUseError at once."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = state_dir / STATE_LOCK_NAME
+    with open(lock_path, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pids = state_lock_holders(lock_path)
+            count = str(len(pids)) if pids else "one or more"
+            shown = f" (pid {', '.join(map(str, pids))})" if pids else ""
+            raise StateInUseError(
+                f"stop the platform first: {count} process(es){shown} hold the state databases "
+                f"in {state_dir}. Fix: stop `scripts/run.sh` (Ctrl-C) and any running contimg "
+                "command, then retry.") from None
+        yield
+
+
+def state_lock_holders(lock_path: Path) -> list[int]:
+    """Process ids holding a flock on the state lock file (from /proc/locks; Linux)."""
+    try:
+        inode = os.stat(lock_path).st_ino
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return []
+    pids = set()
+    for line in lines:
+        fields = line.split()
+        if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK":
+            continue  # blocked waiters and POSIX locks are not holders
+        if fields[5].rsplit(":", 1)[-1] == str(inode) and int(fields[4]) != os.getpid():
+            pids.add(int(fields[4]))
+    return sorted(pids)
 
 
 def _statements(script: str) -> list[str]:
