@@ -6,18 +6,23 @@ for node_exporter's textfile collector (`logs/metrics/contimg.prom`).
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, start_http_server, write_to_textfile
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from contimg.layout import StorageLayout
 from contimg.ops.storage_usage import volume_usage
-from contimg.state import StateStore
+from contimg.state import DATABASES, StateStore
+from contimg.state.connection import StateDatabaseError, acquire_shared_state_lock
+
+log = logging.getLogger("contimg.metrics")
 
 GB = 1e9
 
@@ -32,42 +37,97 @@ def record_ops_run(store: StateStore, operation: str, status: str, details: str 
 
 
 class ContimgCollector(Collector):
-    """Reads the layout and state databases on every scrape (cheap queries only)."""
+    """Reads the layout and state databases on every scrape (cheap queries only).
+
+    Each family is computed on its own: a broken (corrupt, missing) database drops only
+    the families it feeds, and `contimg_state_database_ok{database}` says which one.
+    """
 
     def __init__(self, layout: StorageLayout) -> None:
         self.layout = layout
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        """Yield every metric family."""
-        layout = self.layout
-        fast, tmpfs = volume_usage(layout)
-        yield _gauge("contimg_stage_disk_free_gb", "Free space on the fast (stage) disk",
-                     fast.free / GB)
-        yield _gauge("contimg_tmpfs_usage_percent", "tmpfs usage percentage",
-                     100.0 * tmpfs.used / tmpfs.total if tmpfs.total else 0.0)
-        with os.scandir(layout.incoming_dir) as entries:
-            incoming = sum(1 for e in entries if e.is_file() and not e.name.startswith("."))
-        yield _gauge("contimg_incoming_file_count", "Files in incoming/", incoming)
-        store = StateStore(layout.state_dir)
+    def collect(self) -> Iterator[Metric]:
+        """Yield every metric family that can be read now."""
+        for family in (self._disk, self._tmpfs, self._incoming):
+            yield from _safely(family)
+        store = StateStore(self.layout.state_dir)
         try:
-            groups = GaugeMetricFamily("contimg_groups", "Observation groups by state",
-                                       labels=["state"])
-            for state, count in store.query("ingest", "SELECT state, count(*) FROM groups"
-                                                      " GROUP BY state"):
-                groups.add_metric([state], count)
-            yield groups
-            converted = store.query("products", "SELECT count(*) FROM ms_index"
-                                                " WHERE status = 'converted'")[0][0]
-            yield _gauge("contimg_groups_converted_total", "Groups converted to an MS", converted)
-            failed = store.query("ingest", "SELECT count(*) FROM groups WHERE state = 'failed'")
-            yield _gauge("contimg_group_failures_total", "Groups that failed", failed[0][0])
-            for operation in ("backup", "archive", "retention"):
-                row = store.query("products", "SELECT max(finished_epoch) FROM ops_runs"
-                                              " WHERE operation = ? AND status = 'ok'", (operation,))
-                yield _gauge(f"contimg_last_{operation}_timestamp_seconds",
-                             f"Unix time of the last successful {operation}", row[0][0] or 0.0)
+            yield _database_ok(store)
+            for query in (_groups, _converted, _failures, *(_last_run(op) for op in OPERATIONS)):
+                yield from _safely(lambda q=query: q(store))  # type: ignore[misc]
         finally:
-            store.close()
+            store.close()  # releases the shared state lock: restore must not see us
+
+    def _disk(self) -> Metric:
+        fast, _ = volume_usage(self.layout)
+        return _gauge("contimg_stage_disk_free_gb", "Free space on the fast (stage) disk",
+                      fast.free / GB)
+
+    def _tmpfs(self) -> Metric:
+        _, tmpfs = volume_usage(self.layout)
+        return _gauge("contimg_tmpfs_usage_percent", "tmpfs usage percentage",
+                      100.0 * tmpfs.used / tmpfs.total if tmpfs.total else 0.0)
+
+    def _incoming(self) -> Metric:
+        with os.scandir(self.layout.incoming_dir) as entries:
+            incoming = sum(1 for e in entries if e.is_file() and not e.name.startswith("."))
+        return _gauge("contimg_incoming_file_count", "Files in incoming/", incoming)
+
+
+OPERATIONS = ("backup", "archive", "retention")
+
+
+def _safely(family: Callable[[], Metric]) -> Iterator[Metric]:
+    """One family, or nothing (logged) when what it reads is broken."""
+    try:
+        metric = family()
+    except (OSError, sqlite3.Error, StateDatabaseError) as exc:
+        log.warning("metric family skipped: %s", exc)
+        return
+    yield metric
+
+
+def _database_ok(store: StateStore) -> Metric:
+    ok = GaugeMetricFamily("contimg_state_database_ok",
+                           "1 when the state database opens and answers a query, else 0",
+                           labels=["database"])
+    for name in DATABASES:
+        try:
+            store.query(name, "SELECT count(*) FROM sqlite_master")
+            value = 1.0
+        except (sqlite3.Error, StateDatabaseError) as exc:
+            log.warning("state database %s unreadable: %s", name, exc)
+            value = 0.0
+        ok.add_metric([name], value)
+    return ok
+
+
+def _groups(store: StateStore) -> Metric:
+    groups = GaugeMetricFamily("contimg_groups", "Observation groups by state", labels=["state"])
+    for state, count in store.query("ingest", "SELECT state, count(*) FROM groups GROUP BY state"):
+        groups.add_metric([state], count)
+    return groups
+
+
+def _converted(store: StateStore) -> Metric:
+    # A counter: Prometheus exposes the family "contimg_groups_converted" as *_total.
+    converted = store.query("products", "SELECT count(*) FROM ms_index WHERE status = 'converted'")
+    return CounterMetricFamily("contimg_groups_converted", "Groups converted to an MS",
+                               value=converted[0][0])
+
+
+def _failures(store: StateStore) -> Metric:
+    failed = store.query("ingest", "SELECT count(*) FROM groups WHERE state = 'failed'")
+    return CounterMetricFamily("contimg_group_failures", "Groups that failed", value=failed[0][0])
+
+
+def _last_run(operation: str) -> Callable[[StateStore], Metric]:
+    def family(store: StateStore) -> Metric:
+        row = store.query("products", "SELECT max(finished_epoch) FROM ops_runs"
+                                      " WHERE operation = ? AND status = 'ok'", (operation,))
+        return _gauge(f"contimg_last_{operation}_timestamp_seconds",
+                      f"Unix time of the last successful {operation}", row[0][0] or 0.0)
+    return family
 
 
 def registry_for(layout: StorageLayout) -> CollectorRegistry:
@@ -86,7 +146,12 @@ def write_textfile(layout: StorageLayout) -> Path:
 
 
 def serve(layout: StorageLayout, port: int, host: str = "127.0.0.1") -> None:
-    """Serve /metrics on host:port until interrupted."""
+    """Serve /metrics on host:port until interrupted.
+
+    The server runs for as long as the platform (the run command starts and stops it),
+    so it holds the shared state lock throughout: `contimg restore` refuses meanwhile.
+    """
+    platform_lock = acquire_shared_state_lock(layout.state_dir)  # noqa: F841 - held to exit
     start_http_server(port, addr=host, registry=registry_for(layout))
     while True:
         time.sleep(3600)
