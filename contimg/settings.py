@@ -92,6 +92,8 @@ SPECS: tuple[Spec, ...] = (
          "delete what the plan allows (default: dry run)"),
     Spec("CONTIMG_MIN_FREE_GB", "retention", "days", None,
          "free-space floor: oldest eligible products go first until it is met"),
+    Spec("CONTIMG_RETENTION_ARCHIVE_FIRST", "retention", "bool", False,
+         "copy raw files and science MS to the remote (verified) before retention deletes them"),
     *(Spec(f"CONTIMG_RETENTION_{kind.upper()}_DAYS", "retention", "days", "profile",
            f"days to keep {kind} (overrides the profile; 'none' keeps them)")
       for kind in RETENTION_TYPES),
