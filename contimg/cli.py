@@ -70,11 +70,12 @@ def _add_lifecycle(commands: argparse._SubParsersAction) -> None:
 
 def _restore(args: argparse.Namespace) -> int:
     from contimg.layout import resolve_layout
-    from contimg.ops.backup import BackupError, list_backups, restore_databases
+    from contimg.ops.backup import BackupError, list_backups, restore_databases, verify_backup
+    from contimg.state.connection import StateInUseError, exclusive_state_lock
 
     layout = resolve_layout().ensure()
     backups = list_backups(layout)
-    if args.list or not backups:
+    if args.list or (not backups and not args.backup):
         for backup in backups:
             print(backup)
         if not backups:
@@ -83,18 +84,22 @@ def _restore(args: argparse.Namespace) -> int:
     chosen = Path(args.backup) if args.backup else backups[-1]
     if not chosen.is_absolute():
         chosen = layout.backups_dir / chosen
-    manifest = chosen / "manifest.json"
-    if not manifest.exists():
-        print(f"contimg restore: error: {chosen} is not a backup set; see --list", file=sys.stderr)
-        return 2
-    print(f"restore {chosen} into {layout.state_dir}")
-    print(manifest.read_text())
-    if not args.yes:
-        print("dry run: stop the platform, then rerun with --yes")
-        return 0
     try:
+        # Verified in the dry run too: the operator learns of a bad set before stopping anything.
+        manifest = verify_backup(chosen)
+        print(f"restore {chosen} into {layout.state_dir} (checksums verified)")
+        for name, counts in manifest["row_counts"].items():
+            print(f"  {name:15s} " + ", ".join(f"{t} {n}" for t, n in counts.items()))
+        if not args.yes:
+            try:
+                with exclusive_state_lock(layout.state_dir):
+                    pass
+            except StateInUseError as exc:
+                print(f"note: {exc}")
+            print("dry run: stop the platform, then rerun with --yes")
+            return 0
         aside = restore_databases(layout, chosen)
-    except BackupError as exc:
+    except (BackupError, OSError) as exc:
         print(f"contimg restore: error: {exc}", file=sys.stderr)
         return 2
     print(f"restored; the databases as they were are kept in {aside}")

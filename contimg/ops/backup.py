@@ -1,8 +1,14 @@
 """Database backups: SQLite's online backup API, integrity-checked, kept 14 days locally
-and shipped to the rclone remote; and the restore procedure."""
+and shipped to the rclone remote; and the restore procedure.
+
+Each set's `manifest.json` carries the row counts and the sha256 and size of every
+copy. A restore verifies all of it before touching anything, and runs only while it
+holds the state lock exclusively, i.e. while no process has a database open.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -13,10 +19,18 @@ from pathlib import Path
 
 from contimg.layout import StorageLayout
 from contimg.ops.rclone_remote import copy_verified, remote_path
-from contimg.state.connection import DATABASES, connect
+from contimg.secrets import redact_remote
+from contimg.state.connection import (
+    DATABASES,
+    StateInUseError,
+    acquire_shared_state_lock,
+    connect,
+    exclusive_state_lock,
+)
 
 BACKUP_FORMAT = "%Y-%m-%dT%H%M%SZ"
 LOCAL_RETENTION = timedelta(days=14)
+MANIFEST_VERSION = 2  # 2: sha256 and size of every copy
 
 
 class BackupError(RuntimeError):
@@ -39,6 +53,9 @@ def backup_databases(layout: StorageLayout, now: datetime | None = None) -> Back
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     counts: dict[str, dict[str, int]] = {}
+    files: dict[str, dict[str, object]] = {}
+    # Shared, like any reader: a backup never copies a database while a restore swaps it.
+    lock = acquire_shared_state_lock(layout.state_dir)
     try:
         for name in DATABASES:
             source_path = layout.database_path(name)
@@ -53,13 +70,27 @@ def backup_databases(layout: StorageLayout, now: datetime | None = None) -> Back
                 target.close()
                 source.close()
             counts[name] = check_copy(copy_path)
+            files[copy_path.name] = {"sha256": sha256_file(copy_path),
+                                     "bytes": copy_path.stat().st_size}
         (partial / "manifest.json").write_text(json.dumps(
-            {"created": now.isoformat(), "row_counts": counts}, indent=2))
+            {"format": MANIFEST_VERSION, "created": now.isoformat(), "row_counts": counts,
+             "files": files}, indent=2))
         os.rename(partial, final)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    finally:
+        lock.close()
     return BackupSet(final, counts)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def check_copy(path: Path) -> dict[str, int]:
@@ -80,7 +111,8 @@ def ship_backup(layout: StorageLayout, backup: Path) -> str:
     """Copy one backup set to the remote and verify it; mark it shipped."""
     destination = remote_path(layout, "backups", backup.name)
     copy_verified(backup, destination)
-    (backup / "SHIPPED").write_text(destination + "\n")
+    # Where it went, never how to get in: the remote may carry credentials.
+    (backup / "SHIPPED").write_text(redact_remote(destination) + "\n")
     return destination
 
 
@@ -108,30 +140,101 @@ def list_backups(layout: StorageLayout) -> list[Path]:
     return sorted(found)
 
 
-def restore_databases(layout: StorageLayout, backup: Path, now: datetime | None = None) -> Path:
-    """Replace the state databases by a backup's copies; keep the current ones aside.
+def read_manifest(backup: Path) -> dict:
+    """The backup set's manifest, checked for shape; BackupError (never a traceback) else."""
+    manifest_path = backup / "manifest.json"
+    if not backup.is_dir() or not manifest_path.is_file():
+        raise BackupError(f"{backup} has no manifest.json: not a contimg backup set. "
+                          "Fix: choose one from `contimg restore --list`.")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BackupError(f"{manifest_path} is unreadable or not JSON ({exc}): the set is "
+                          "damaged or tampered with. Fix: restore another set.") from None
+    counts = manifest.get("row_counts") if isinstance(manifest, dict) else None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(counts, dict) or not counts:
+        raise BackupError(f"{manifest_path} lists no databases (no row_counts): damaged or "
+                          "tampered with. Fix: restore another set.")
+    if not isinstance(files, dict):
+        raise BackupError(f"{manifest_path} carries no checksums (made before checksums were "
+                          "recorded, or edited), so the copies cannot be verified. Fix: restore "
+                          "a set made by this version.")
+    unknown = sorted(set(counts) - set(DATABASES))
+    if unknown:
+        raise BackupError(f"{manifest_path} names unknown databases {unknown}: tampered with. "
+                          "Fix: restore another set.")
+    for name in counts:
+        entry = files.get(f"{name}.sqlite3")
+        if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
+                and isinstance(counts[name], dict)):
+            raise BackupError(f"{manifest_path} has no checksum for {name}.sqlite3: damaged or "
+                              "tampered with. Fix: restore another set.")
+    return manifest
 
-    Stop the platform first (`scripts/run.sh`): writers must not hold the databases.
-    Returns the directory holding the databases as they were before the restore.
+
+def verify_backup(backup: Path) -> dict:
+    """Check every copy against the manifest (sha256, then integrity and row counts).
+
+    Returns the manifest; raises BackupError naming the first file that does not match.
     """
-    manifest = backup / "manifest.json"
-    if not manifest.exists():
-        raise BackupError(f"{backup}: no manifest.json; not a contimg backup set. "
-                          f"Fix: choose one of {[p.name for p in list_backups(layout)]}")
-    expected = json.loads(manifest.read_text())["row_counts"]
-    for name, counts in expected.items():
-        if check_copy(backup / f"{name}.sqlite3") != counts:
-            raise BackupError(f"{backup}/{name}.sqlite3 does not match its manifest")
-    now = now or datetime.now(UTC)
+    manifest = read_manifest(backup)
+    for name, expected_counts in manifest["row_counts"].items():
+        copy = backup / f"{name}.sqlite3"
+        if not copy.is_file():
+            raise BackupError(f"{copy} is missing from the backup set. Fix: restore another set.")
+        expected = manifest["files"][copy.name]["sha256"]
+        if sha256_file(copy) != expected:
+            raise BackupError(f"{copy} does not match the sha256 in its manifest: the copy was "
+                              "changed or damaged after the backup. Fix: restore another set.")
+        try:
+            counts = check_copy(copy)
+        except (sqlite3.Error, BackupError) as exc:
+            raise BackupError(f"{copy} is not a sound database ({exc}). Fix: restore another "
+                              "set.") from None
+        if counts != expected_counts:
+            raise BackupError(f"{copy} row counts differ from its manifest: the manifest was "
+                              "edited. Fix: restore another set.")
+    return manifest
+
+
+def restore_databases(layout: StorageLayout, backup: Path, now: datetime | None = None) -> Path:
+    """Replace the state databases by a backup's verified copies; keep the current ones aside.
+
+    Refuses (BackupError) while any process holds the state databases open, or when the
+    set does not verify. Returns the directory holding the databases as they were.
+    """
+    try:
+        with exclusive_state_lock(layout.state_dir):
+            return _restore_locked(layout, backup, now or datetime.now(UTC))
+    except StateInUseError as exc:
+        raise BackupError(str(exc)) from None
+
+
+def _restore_locked(layout: StorageLayout, backup: Path, now: datetime) -> Path:
+    # Verified under the lock, just before use: nothing can change between check and copy
+    # but the backup directory itself, and each copy is re-hashed after staging.
+    manifest = verify_backup(backup)
+    staged: dict[str, Path] = {}
+    try:
+        for name in manifest["row_counts"]:
+            live = layout.database_path(name)
+            staged[name] = live.with_name(f".{live.name}.restoring")
+            shutil.copyfile(backup / live.name, staged[name])
+            if sha256_file(staged[name]) != manifest["files"][live.name]["sha256"]:
+                raise BackupError(f"{backup / live.name} changed while it was being restored. "
+                                  "Fix: retry.")
+    except BaseException:
+        for path in staged.values():
+            path.unlink(missing_ok=True)
+        raise
     aside = layout.state_dir / f"pre-restore-{now.strftime(BACKUP_FORMAT)}"
     aside.mkdir(parents=True)
-    for name in expected:
+    for name, path in staged.items():
         live = layout.database_path(name)
         for suffix in ("", "-wal", "-shm"):
             current = live.with_name(live.name + suffix)
             if current.exists():
                 shutil.move(current, aside / current.name)
-        staged = live.with_name(f".{live.name}.restoring")
-        shutil.copyfile(backup / live.name, staged)
-        os.replace(staged, live)
+        os.replace(path, live)
     return aside
