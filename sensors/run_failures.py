@@ -1,15 +1,88 @@
-"""Alert on every failed run (once per run)."""
+"""Alert on every failed run (once per run), with the reason and the group.
 
-from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
+Dagster's run-failure event says only "Steps failed: ['uvh5_group']"; the reason is in
+the failing step's own event, so the alert is built from the run's event log."""
+
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    run_failure_sensor,
+)
+from dagster_shared.error import SerializableErrorInfo  # the type of a step's recorded error
 
 from resources import NotifierResource
+
+GROUP_TAG = "contimg/group"  # set by the incoming sensor on conversion runs
+PARTITION_TAG = "dagster/partition"
+MAX_REASON_CHARS = 1500  # a Slack message stays readable; the UI has the full trace
+
+
+def failure_alert(instance: DagsterInstance, run: DagsterRun) -> tuple[str, dict[str, object]]:
+    """The alert text and details of a failed run: which group, which step, and why."""
+    group = run.tags.get(GROUP_TAG) or run.tags.get(PARTITION_TAG)
+    failures = _step_failures(instance, run.run_id)
+    if failures:
+        reason = "; ".join(f"{step}: {text}" for step, text in failures)
+    else:  # failed outside any step (e.g. the run worker died): the run event has it
+        reason = _run_failure_message(instance, run.run_id) or "unknown error"
+    reason = _clip(reason)
+    subject = f"run {run.run_id[:8]} of {run.job_name}"
+    where = f" for group {group}" if group else ""
+    message = f"{subject} failed{where}: {reason}"
+    details = {"run_id": run.run_id, "job": run.job_name, "group": group,
+               "partition": run.tags.get(PARTITION_TAG), "steps": [s for s, _ in failures],
+               "reason": reason}
+    return message, details
 
 
 @run_failure_sensor(default_status=DefaultSensorStatus.RUNNING, monitor_all_code_locations=False)
 def run_failure_alert_sensor(context: RunFailureSensorContext, notifier: NotifierResource) -> None:
-    """Send the failed run's job, partition and error to the notifier."""
-    run = context.dagster_run
-    error = context.failure_event.message if context.failure_event else "unknown error"
-    notifier.notifier().notify(
-        "run_failure", f"run {run.run_id[:8]} of {run.job_name} failed: {error}",
-        run_id=run.run_id, job=run.job_name, partition=run.tags.get("dagster/partition"))
+    """Send the failed run's group, failing step and reason to the notifier."""
+    message, details = failure_alert(context.instance, context.dagster_run)
+    notifier.notifier().notify("run_failure", message, **details)
+
+
+def _step_failures(instance: DagsterInstance, run_id: str) -> list[tuple[str, str]]:
+    """(step key, reason) of every failed step of the run, in order."""
+    failures = []
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        data = event.step_failure_data
+        # A raised dagster.Failure carries the operator-facing description; any other
+        # exception is wrapped by Dagster, and its innermost cause is the real reason.
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            text = data.user_failure_data.description
+        elif data.error is not None:
+            text = _root_message(data.error)
+        else:
+            text = event.message or "unknown error"
+        failures.append((event.step_key or "?", text))
+    return failures
+
+
+def _root_message(error: SerializableErrorInfo) -> str:
+    """'ValueError: text' of the innermost cause of a SerializableErrorInfo."""
+    while error.cause is not None:
+        error = error.cause
+    text = error.message.strip()
+    # The message starts with the exception's qualified name; keep only the class name.
+    qualified, _, rest = text.partition(": ")
+    return f"{error.cls_name}: {rest}" if rest and qualified.endswith(error.cls_name) else text
+
+
+def _run_failure_message(instance: DagsterInstance, run_id: str) -> str | None:
+    """The run-failure event's message (used when no step failed)."""
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE):
+        if entry.dagster_event is not None and entry.dagster_event.message:
+            return entry.dagster_event.message
+    return None
+
+
+def _clip(text: str) -> str:
+    """At most MAX_REASON_CHARS characters, marked when cut."""
+    return text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS - 1] + "…"

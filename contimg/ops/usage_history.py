@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -83,6 +84,62 @@ def days_until_full(free_bytes: float, growth: dict[str, float]) -> float | None
     """Days until the fast disk fills at the current rate (None when it is not shrinking)."""
     shrink = -growth.get(FAST_DISK_FREE, 0.0)
     return free_bytes / shrink if shrink > 0 else None
+
+
+@dataclass(frozen=True)
+class GrowthEstimate:
+    """Growth per metric, or none when the history is too short to mean anything.
+
+    Minutes of history on a shared disk measure someone else's copy, not a trend (ten
+    minutes once gave "full in 0.6 days"), so rates are only given over `min_span_h`."""
+
+    span_h: float  # hours between the first and last observation used
+    min_span_h: float  # the span required (CONTIMG_GROWTH_MIN_SPAN_H)
+    per_day: dict[str, float] = field(default_factory=dict)  # bytes/day; empty when too short
+
+    @property
+    def enough_history(self) -> bool:
+        """Whether the history covers the required span."""
+        return self.span_h >= self.min_span_h
+
+    def days_until_full(self, free_bytes: float) -> float | None:
+        """Days until the fast disk fills (None: too little history, or not shrinking)."""
+        return days_until_full(free_bytes, self.per_day) if self.enough_history else None
+
+    def describe_days_until_full(self, free_bytes: float) -> float | str:
+        """Days until full, or for the operator the reason there is no number."""
+        if not self.enough_history:
+            return f"not enough history ({_duration(self.span_h)} of {_duration(self.min_span_h)})"
+        until_full = self.days_until_full(free_bytes)
+        return round(until_full, 1) if until_full is not None else "not filling"
+
+
+def history_span_h(history_dir: Path, days: float = 7.0) -> float:
+    """Hours between the first and the last observation within the last `days`."""
+    glob = _glob(history_dir)
+    if glob is None:
+        return 0.0
+    (span_s,) = duckdb.execute(
+        f"""WITH t AS (SELECT epoch(observed_at) AS s FROM read_parquet('{glob}'))
+            SELECT coalesce(max(s) - min(s), 0) FROM t
+            WHERE s >= (SELECT max(s) FROM t) - ? * 86400""", [days]).fetchone()
+    return float(span_s) / 3600.0
+
+
+def estimate_growth(history_dir: Path, min_span_h: float, days: float = 7.0) -> GrowthEstimate:
+    """Growth per day over the last `days`, given only when the history spans `min_span_h`."""
+    span_h = history_span_h(history_dir, days)
+    if span_h < min_span_h:
+        return GrowthEstimate(span_h=span_h, min_span_h=min_span_h)
+    return GrowthEstimate(span_h=span_h, min_span_h=min_span_h,
+                          per_day=growth_per_day(history_dir, days))
+
+
+def _duration(hours: float) -> str:
+    """'10 min' below two hours, else '8.0 h' ('6 h' for whole hours)."""
+    if hours < 2:
+        return f"{hours * 60:.0f} min"
+    return f"{hours:g} h" if float(hours).is_integer() else f"{hours:.1f} h"
 
 
 def history_png(history_dir: Path, days: float = 7.0) -> bytes | None:

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Write (or upgrade) the Dagster instance configuration DAGSTER_HOME/dagster.yaml of the
+# embedded default. Called by run.sh on every start; usage: dagster_instance.sh DAGSTER_HOME
+#
+# A new file gets the whole embedded default. An existing file (a previous run's, or the
+# operator's own) is kept as it is, and only gains the `python_logs` block when it has none:
+# runs then log at INFO, so the terminal shows run starts, materialisations, checks and
+# failures, but not Dagster's DEBUG events (those stay in the UI's event log).
+set -euo pipefail
+home="${1:?usage: dagster_instance.sh DAGSTER_HOME}"
+yaml="$home/dagster.yaml"
+mkdir -p "$home"
+[ -f "$yaml" ] || cat >"$yaml" <<YAML
+# Embedded default: SQLite instance storage under DAGSTER_HOME.
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 4
+  pools:
+    default_limit: 1  # e.g. the "conversion" pool: one MS written at a time on 2 cores
+YAML
+if ! grep -q '^python_logs:' "$yaml"; then
+  cat >>"$yaml" <<YAML
+# Added by scripts/dagster_instance.sh: runs print INFO and above to the terminal
+# (DEBUG events are still recorded in the event log the UI shows).
+python_logs:
+  python_log_level: INFO
+YAML
+fi
