@@ -102,8 +102,7 @@ def test_aggressive_retention_deletes_only_verified_archives(lifecycle, monkeypa
     assert decisions[tampered.name][0] == "keep"
     assert "does not match" in decisions[tampered.name][1]
     assert decisions[never.name] == ("keep", "not yet archived")
-    assert decisions["2025-10-13T13:28:03_sb00.hdf5"] == ("keep",
-                                                           "not archived by contimg: report only")
+    assert decisions["2025-10-13T13:28:03_sb00.hdf5"] == ("keep", "not registered by ingest")
     assert [Path(i.path) for i in plan.deletions] == [archived]
     assert all(p.exists() for p in (archived, tampered, never)), "a plan deletes nothing"
 
@@ -169,3 +168,49 @@ def test_archive_after_emptying_local_staging_keeps_every_remote_copy(lifecycle)
     assert (remote / "archive" / second.images[0]).exists()
     third = archive_products(layout, store)  # with an empty staging and nothing new
     assert third.images == [] and all(copy.exists() for copy in copies)
+
+
+def test_retention_rearchives_an_image_changed_after_archiving(lifecycle):
+    """Issue 7 item 2: the local file must match what was archived, else it is re-archived."""
+    layout, store, remote = lifecycle
+    path, _ = _image(layout, "2025-10-13T13:28:03", 1)
+    _register(store, path)
+    first = archive_products(layout, store)
+    old_copy = remote / "archive" / first.images[0]
+    old_bytes = old_copy.read_bytes()
+    changed = np.full((128, 128), 0.25, np.float32)  # reprocessed: same name, new content
+    fits.PrimaryHDU(changed).writeto(path, overwrite=True)
+    os.utime(path, (OLD, OLD))
+    aggressive = RetentionPolicy.from_env({"CONTIMG_RETENTION_PROFILE": "phase4",
+                                           "CONTIMG_RETENTION_IMAGES_DAYS": "0"})
+
+    plan = plan_retention(layout, store, aggressive)
+    assert [(i.action, "changed since it was archived" in i.reason) for i in plan.items] == [
+        ("rearchive", True)]
+    assert apply_retention(store, plan) == []
+    assert path.exists(), "a changed image is never deleted"
+    row = store.query("products", "SELECT archive_path, status FROM images")[0]
+    assert row["archive_path"] is None and row["status"] == "ready"
+
+    second = archive_products(layout, store)
+    assert len(second.images) == 1 and second.images != first.images
+    assert old_copy.read_bytes() == old_bytes, "the earlier archive copy stays"
+    np.testing.assert_allclose(fits.getdata(remote / "archive" / second.images[0], 1), changed,
+                               atol=1e-3)
+    plan = plan_retention(layout, store, aggressive)
+    assert [(i.action, i.reason) for i in plan.items] == [("delete", "archived and verified")]
+    assert apply_retention(store, plan) == [str(path)] and not path.exists()
+
+
+def test_plan_and_apply_recheck_the_local_file_just_before_deleting(lifecycle):
+    """A file changed between the (dry-run) plan and --apply is still not deleted."""
+    layout, store, _ = lifecycle
+    path, _ = _image(layout, "2025-10-13T13:28:03", 1)
+    _register(store, path)
+    archive_products(layout, store)
+    plan = plan_retention(layout, store, RetentionPolicy({"images": 0}))
+    assert [i.action for i in plan.items] == ["delete"]
+    with open(path, "ab") as handle:
+        handle.write(b"\0" * 2880)  # appended after the plan was made
+    assert apply_retention(store, plan) == [] and path.exists()
+    assert store.query("products", "SELECT archive_path FROM images")[0][0] is None
