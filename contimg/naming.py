@@ -11,10 +11,15 @@ GROUP_ID_FORMAT = "%Y-%m-%d_%H_%M_%S"
 DATE_FORMAT = "%Y-%m-%d"
 CALTABLE_KINDS = ("bpcal", "gpcal", "2gcal", "kcal")
 
+# ASCII digits only and \Z, not $: "$" also matches before a trailing newline and "\d"
+# matches any Unicode digit, so both would admit names the instrument never writes.
 _SUBBAND_RE = re.compile(
-    r"^(?P<ts>\d{4}-\d{2}-\d{2}[T_]\d{2}[:_]\d{2}[:_]\d{2})_sb(?P<sb>\d{2})\.hdf5$"
+    r"(?P<ts>[0-9]{4}-[0-9]{2}-[0-9]{2}[T_][0-9]{2}[:_][0-9]{2}[:_][0-9]{2})_sb(?P<sb>[0-9]{2})"
+    r"\.hdf5\Z"
 )
-_TS_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T_ ](\d{2})[:_](\d{2})[:_](\d{2})(?:\.\d+)?$")
+_TS_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T_ ]([0-9]{2})[:_]([0-9]{2})[:_]([0-9]{2})(?:\.[0-9]+)?\Z"
+)
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -25,7 +30,10 @@ def parse_timestamp(text: str) -> datetime:
             f"not a contimg timestamp: {text!r} (expected YYYY-MM-DDTHH:MM:SS "
             "or YYYY-MM-DD_HH_MM_SS)"
         )
-    return datetime(*(int(part) for part in match.groups()), tzinfo=UTC)
+    try:
+        return datetime(*(int(part) for part in match.groups()), tzinfo=UTC)
+    except ValueError as exc:  # e.g. 2025-02-30: the right shape, not a real time
+        raise ValueError(f"not a real time: {text!r} ({exc})") from None
 
 
 def iso_timestamp(moment: datetime | str) -> str:
@@ -53,9 +61,24 @@ def subband_filename(moment: datetime | str, subband: int) -> str:
 
 def parse_subband_filename(name: str) -> tuple[datetime, int] | None:
     """Return (timestamp, subband) for a subband file name, or None if it is not one."""
+    return None if subband_name_problem(name) else _parse_subband(name)
+
+
+def subband_name_problem(name: str) -> str | None:
+    """Why a file name is not a subband file of a real time, or None when it is one."""
     match = _SUBBAND_RE.match(name)
     if not match:
-        return None
+        return "not a subband file name (expected YYYY-MM-DDTHH:MM:SS_sbNN.hdf5)"
+    try:
+        parse_timestamp(match["ts"])
+    except ValueError as exc:
+        return f"the name's timestamp is {exc}"
+    return None
+
+
+def _parse_subband(name: str) -> tuple[datetime, int]:
+    match = _SUBBAND_RE.match(name)
+    assert match is not None
     return parse_timestamp(match["ts"]), int(match["sb"])
 
 

@@ -63,7 +63,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("CONTIMG_FILE_SETTLE_S", "ingest", "float", 5.0,
          "a file unchanged this long is complete"),
     Spec("CONTIMG_INCOMPLETE_TIMEOUT_S", "ingest", "float", 600.0,
-         "alert (and maybe convert) a group still incomplete after this", positive=True),
+         "alert (and maybe convert) a group still incomplete after this"),
     Spec("CONTIMG_INCOMPLETE_POLICY", "ingest", "choice", "wait",
          "what to do with a group that never completes", choices=("wait", "convert")),
     Spec("CONTIMG_STALE_RUN_S", "ingest", "float", 900.0,

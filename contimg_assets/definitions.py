@@ -3,7 +3,7 @@
 
 from dagster import Definitions
 
-from contimg.layout import resolve_layout
+from contimg.settings import load_settings
 from contimg_assets.demo_telescope import simulated_telescope_job
 from contimg_assets.lifecycle import product_archive, retention
 from contimg_assets.measurement_set import measurement_set
@@ -23,12 +23,13 @@ from schedules.operations import (
 )
 from schedules.storage_monitoring import storage_usage_job, storage_usage_schedule
 from sensors.demo_telescope import simulated_telescope_sensor
-from sensors.incoming_files import convert_group_job, incoming_files_sensor
+from sensors.incoming_files import build_incoming_files_sensor, convert_group_job
 from sensors.run_failures import run_failure_alert_sensor
 
-# Validate the layout when the code location loads: a bad path stops here with one
-# clear error naming the variable, the path and the fix.
-resolve_layout().ensure()
+# Validate every setting and the layout when the code location loads: a bad value
+# stops here with one clear error naming the variable, the value and the fix.
+settings = load_settings()
+settings.layout.ensure()
 
 storage = StorageLayoutResource()
 
@@ -37,7 +38,8 @@ defs = Definitions(
             product_archive, retention],
     jobs=[convert_group_job, simulated_telescope_job, storage_locations_job, storage_usage_job,
           state_backup_job, lifecycle_job, retention_job],
-    sensors=[incoming_files_sensor, simulated_telescope_sensor, run_failure_alert_sensor],
+    sensors=[build_incoming_files_sensor(int(settings["CONTIMG_SENSOR_INTERVAL_S"])),  # type: ignore[arg-type]
+             simulated_telescope_sensor, run_failure_alert_sensor],
     schedules=[storage_locations_schedule, storage_usage_schedule, state_backup_schedule,
                retention_schedule, archive_schedule],
     resources={"storage": storage, "state": StateDatabasesResource(storage=storage),

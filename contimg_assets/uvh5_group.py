@@ -19,18 +19,21 @@ def uvh5_group(context: AssetExecutionContext, state: StateDatabasesResource) ->
     file, and leaves every file where it is."""
     group_id = context.partition_key
     settings = IngestSettings.from_env()
-    registry = IngestRegistry(state.store(), settings)
-    files = registry.group_files(group_id)
-    status = registry.group_state(group_id)
-    allow_missing = bool(status and status[2])  # the incomplete-group policy said convert
-    try:
-        plan = validate_group(files, expected_subbands=settings.expected_subbands,
-                              allow_missing=allow_missing)
-    except GroupValidationError as exc:
-        registry.mark_group(group_id, "failed", str(exc))
-        raise Failure(description=f"group {group_id} is not convertible: {exc}",
-                      metadata={"files": MetadataValue.json([str(f) for f in files])},
-                      allow_retries=False) from exc
+    with state.open() as store:
+        registry = IngestRegistry(store, settings)
+        files = registry.group_files(group_id)
+        status = registry.group_state(group_id)
+        allow_missing = bool(status and status[2])  # the incomplete-group policy said convert
+        try:
+            plan = validate_group(files, expected_subbands=settings.expected_subbands,
+                                  allow_missing=allow_missing)
+        except GroupValidationError as exc:
+            # A converted group keeps its state: its raw files may have been purged since.
+            if status and status[0] != "completed":
+                registry.mark_group(group_id, "failed", str(exc))
+            raise Failure(description=f"group {group_id} is not convertible: {exc}",
+                          metadata={"files": MetadataValue.json([str(f) for f in files])},
+                          allow_retries=False) from exc
     freqs = [f for s in plan.subbands for f in s.freqs_hz]
     return MaterializeResult(metadata={
         "files": MetadataValue.json([str(f) for f in plan.files]),

@@ -1,5 +1,7 @@
 """The state databases (ingest, cal_registry, products, master_sources) as a resource."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from dagster import ConfigurableResource
 
@@ -13,7 +15,16 @@ class StateDatabasesResource(ConfigurableResource):
     storage: StorageLayoutResource
 
     def store(self) -> StateStore:
-        """A StateStore for this process; each call opens fresh connections."""
+        """A StateStore for this process; each call opens fresh connections (close it)."""
         store = StateStore(self.storage.layout().state_dir)
         store.migrate_all()
         return store
+
+    @contextmanager
+    def open(self) -> Iterator[StateStore]:
+        """A migrated StateStore whose connections are closed when the block ends."""
+        store = self.store()
+        try:
+            yield store
+        finally:
+            store.close()

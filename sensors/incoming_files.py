@@ -1,12 +1,14 @@
 """The incoming-file sensor: complete groups become partitions and conversion runs."""
 
-import os
 import time
 
 from dagster import (
     AssetSelection,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -14,11 +16,19 @@ from dagster import (
     sensor,
 )
 
-from contimg.ingest.registry import IngestRegistry
+from contimg.ingest.group_lock import is_locked
+from contimg.ingest.registry import IngestRegistry, TickReport
 from contimg.ingest.scanner import scan_incoming
 from contimg.ingest.settings import IngestSettings
+from contimg.layout import StorageLayout
+from contimg.ops.notifier import Notifier, level_changed
+from contimg.state import StateStore
 from contimg_assets.partitions import observation_groups
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
+
+GROUP_TAG = "contimg/group"
+LIVE_RUN_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED,
+                     DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 
 convert_group_job = define_asset_job(
     "convert_group_job",
@@ -26,35 +36,64 @@ convert_group_job = define_asset_job(
     description="Validate one observation group and convert it to a Measurement Set.",
 )
 
-SENSOR_INTERVAL_S = int(os.environ.get("CONTIMG_SENSOR_INTERVAL_S", "15"))
+
+def build_incoming_files_sensor(interval_s: int = 15) -> SensorDefinition:
+    """The incoming sensor, ticking every `interval_s` (CONTIMG_SENSOR_INTERVAL_S)."""
+
+    @sensor(name="incoming_files_sensor", job=convert_group_job,
+            minimum_interval_seconds=interval_s, default_status=DefaultSensorStatus.RUNNING)
+    def incoming_files_sensor(context: SensorEvaluationContext, storage: StorageLayoutResource,
+                              state: StateDatabasesResource, notifier: NotifierResource):
+        """Scan incoming/, record files and groups in ingest.sqlite3, and request one run
+        per group ready to convert. Each request has its own run key (`convert-<group>`,
+        then `convert-<group>-r<n>` for a retry or a requeue), so a group that failed,
+        was replaced or lost its run is converted again, and never twice at once."""
+        layout = storage.layout()
+
+        def run_queued(group_id: str) -> bool:
+            runs = context.instance.get_run_records(
+                RunsFilter(tags={GROUP_TAG: group_id}, statuses=LIVE_RUN_STATUSES), limit=1)
+            return bool(runs)
+
+        with state.open() as store:
+            report = run_tick(layout, store, IngestSettings.from_env(), run_queued=run_queued)
+            _log_and_alert(context, notifier.notifier(), store, report)
+        if not report.ready:
+            return SkipReason(f"{report.new_files} new file(s), {len(report.writing)} still being "
+                              "written, no group ready")
+        return SensorResult(
+            run_requests=[RunRequest(partition_key=g.group_id, run_key=g.run_key,
+                                     tags={GROUP_TAG: g.group_id}) for g in report.ready],
+            dynamic_partitions_requests=[observation_groups.build_add_request(report.ready_ids)],
+            cursor=str(time.time()),
+        )
+
+    return incoming_files_sensor
 
 
-@sensor(job=convert_group_job, minimum_interval_seconds=SENSOR_INTERVAL_S,
-        default_status=DefaultSensorStatus.RUNNING)
-def incoming_files_sensor(context: SensorEvaluationContext, storage: StorageLayoutResource,
-                          state: StateDatabasesResource, notifier: NotifierResource):
-    """Scan incoming/, record files and groups in ingest.sqlite3, and request one run
-    per complete group (run key `convert-<group>`, so a group never runs twice)."""
-    layout = storage.layout()
-    report = run_tick(layout, state, IngestSettings.from_env())
+def run_tick(layout: StorageLayout, store: StateStore, settings: IngestSettings, *,
+             run_queued=None) -> TickReport:
+    """One sensor tick's work without Dagster: scan and update the registry."""
+    registry = IngestRegistry(store, settings)
+    return registry.update(scan_incoming(layout.incoming_dir), time.time(),
+                           lock_held=lambda group: is_locked(layout, group), run_queued=run_queued)
+
+
+def _log_and_alert(context: SensorEvaluationContext, notifier: Notifier, store: StateStore,
+                   report: TickReport) -> None:
     for _path, reason in report.rejected + report.duplicates:
         context.log.warning(reason)
+    for group_id, reason in report.requeued:
+        context.log.warning(f"group {group_id} back in line: {reason}")
     for group_id, missing in report.incomplete:
-        notifier.notifier().notify("incomplete_group",
-                                   f"group {group_id} still misses {len(missing)} subband(s)",
-                                   group_id=group_id, missing=missing)
-    if not report.ready:
-        return SkipReason(f"{report.new_files} new file(s), {len(report.writing)} still being "
-                          "written, no complete group")
-    return SensorResult(
-        run_requests=[RunRequest(partition_key=g, run_key=f"convert-{g}",
-                                 tags={"contimg/group": g}) for g in report.ready],
-        dynamic_partitions_requests=[observation_groups.build_add_request(report.ready)],
-        cursor=str(time.time()),
-    )
+        notifier.notify("incomplete_group", f"group {group_id} still misses {len(missing)} subband(s)",
+                        group_id=group_id, missing=missing)
+    for group_id in report.stuck:
+        if level_changed(store, f"stuck:{group_id}", "STUCK") is None:
+            continue  # alerted already
+        notifier.notify("stuck_group", f"group {group_id} has been converting for longer than "
+                        "CONTIMG_STALE_RUN_S; its process still holds the lock", group_id=group_id)
 
 
-def run_tick(layout, state: StateDatabasesResource, settings: IngestSettings):
-    """One sensor tick's work without Dagster: scan and update the registry."""
-    registry = IngestRegistry(state.store(), settings)
-    return registry.update(scan_incoming(layout.incoming_dir), time.time())
+# The sensor with the default interval, for tests and tools that build their own Definitions.
+incoming_files_sensor = build_incoming_files_sensor()

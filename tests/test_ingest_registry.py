@@ -41,10 +41,10 @@ def test_complete_group_becomes_ready_exactly_once(tiny_groups, tmp_path):
     _drop(tiny_groups[0].files, incoming)
     registry = _registry(tmp_path)
     first = registry.update(scan_incoming(incoming), time.time())
-    assert first.ready == [tiny_groups[0].group_id]
+    assert first.ready_ids == [tiny_groups[0].group_id]
     assert first.new_files == 16
     again = registry.update(scan_incoming(incoming), time.time())
-    assert again.ready == [] and again.new_files == 0
+    assert again.ready_ids == [] and again.new_files == 0
     assert registry.group_state(tiny_groups[0].group_id)[0] == "pending"
     assert len(registry.group_files(tiny_groups[0].group_id)) == 16
 
@@ -56,9 +56,9 @@ def test_file_being_written_waits_until_it_settles(tiny_groups, tmp_path):
     _drop(files[15:], incoming, mtime=time.time())  # just modified: still being written
     registry = _registry(tmp_path, settle_s=30)
     report = registry.update(scan_incoming(incoming), time.time())
-    assert report.ready == [] and len(report.writing) == 1
+    assert report.ready_ids == [] and len(report.writing) == 1
     report = registry.update(scan_incoming(incoming), time.time() + 60)
-    assert report.ready == [tiny_groups[0].group_id]
+    assert report.ready_ids == [tiny_groups[0].group_id]
 
 
 def test_hidden_partial_files_are_not_seen(tiny_groups, tmp_path):
@@ -74,10 +74,10 @@ def test_timestamps_cluster_and_the_earliest_names_the_group(tiny_groups, tmp_pa
     later = _shift(group, 20)  # 20 s later, same group
     _drop(files[1:], incoming, rename=lambda n: later + n[19:])
     registry = _registry(tmp_path)
-    assert registry.update(scan_incoming(incoming), time.time()).ready == []
+    assert registry.update(scan_incoming(incoming), time.time()).ready_ids == []
     _drop(files[:1], incoming)  # sb00 at the true (earlier) start arrives last
     report = registry.update(scan_incoming(incoming), time.time())
-    assert report.ready == [group]
+    assert report.ready_ids == [group]
 
 
 def test_duplicate_subband_is_kept_aside(tiny_groups, tmp_path):
@@ -89,7 +89,7 @@ def test_duplicate_subband_is_kept_aside(tiny_groups, tmp_path):
     _drop(files[:1], incoming, rename=lambda n: dup_name)
     registry = _registry(tmp_path)
     report = registry.update(scan_incoming(incoming), time.time())
-    assert report.ready == [group]
+    assert report.ready_ids == [group]
     assert len(report.duplicates) == 1
     assert "duplicate" in report.duplicates[0][1] and dup_name in report.duplicates[0][1]
     assert dup_name not in [p.name for p in registry.group_files(group)]
@@ -115,7 +115,7 @@ def test_incomplete_group_is_reported_then_handled_by_policy(tiny_groups, tmp_pa
     group = tiny_groups[0].group_id
     assert [g for g, _ in report.incomplete] == [group]
     assert len(report.incomplete[0][1]) == 2
-    assert report.ready == ([group] if policy == "convert" else [])
+    assert report.ready_ids == ([group] if policy == "convert" else [])
     # Reported once, not on every tick.
     assert registry.update(scan_incoming(incoming), time.time() + 700).incomplete == []
 
@@ -123,5 +123,5 @@ def test_incomplete_group_is_reported_then_handled_by_policy(tiny_groups, tmp_pa
 def test_bad_settings_are_rejected():
     with pytest.raises(ValueError, match="CONTIMG_INCOMPLETE_POLICY"):
         IngestSettings.from_env({"CONTIMG_INCOMPLETE_POLICY": "maybe"})
-    with pytest.raises(ValueError, match="bad ingest setting"):
+    with pytest.raises(ValueError, match="CONTIMG_GROUP_TOLERANCE_S=.soon. is not a number"):
         IngestSettings.from_env({"CONTIMG_GROUP_TOLERANCE_S": "soon"})

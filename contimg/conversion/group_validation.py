@@ -81,10 +81,15 @@ def read_header(path: Path) -> SubbandHeader:
             _check_not_truncated(path, handle)
             return SubbandHeader(Path(path), freqs, width, n_blts, pols,
                                  float(dec) if dec is not None else None)
-    except (OSError, KeyError) as exc:
+    except GroupValidationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any unreadable header is this file's fault
+        # h5py raises OSError/KeyError for damaged files, but a malformed value (e.g.
+        # Nblts = "many") raises ValueError/TypeError: all of them name the file.
         raise GroupValidationError(
-            f"{path}: cannot read the UVH5 header ({exc}). The file is corrupt, truncated or "
-            "still being written. Fix: wait for the writer to finish or replace the file."
+            f"{path}: cannot read the UVH5 header ({type(exc).__name__}: {exc}). The file is "
+            "corrupt, truncated, malformed or still being written. Fix: wait for the writer to "
+            "finish or replace the file (the group is then converted again)."
         ) from exc
 
 
@@ -121,9 +126,7 @@ def validate_group(paths: Sequence[Path], *, expected_subbands: int | None = 16,
         raise GroupValidationError("empty group: no files given")
     if (expected_subbands is not None and len(paths) != expected_subbands
             and not (allow_missing and len(paths) < expected_subbands)):
-        raise GroupValidationError(
-            f"group has {len(paths)} files, expected {expected_subbands}: "
-            + ", ".join(sorted(Path(p).name for p in paths)))
+        raise GroupValidationError(_count_problem(paths, expected_subbands))
     headers = sorted((read_header(Path(p)) for p in paths), key=lambda h: -h.freqs_hz.max())
     reference = headers[0]
     ref_ants = _antenna_arrays(reference.path)
@@ -134,6 +137,26 @@ def validate_group(paths: Sequence[Path], *, expected_subbands: int | None = 16,
     _check_contiguous(headers)
     return GroupPlan(tuple(headers), reference.n_blts, reference.polarizations,
                      reference.phase_center_dec)
+
+
+def _count_problem(paths: Sequence[Path], expected: int) -> str:
+    """Name what is missing (or extra), by the sbNN numbering, and where it should be."""
+    by_subband: dict[int, list[str]] = {}
+    for path in paths:
+        parsed = parse_subband_filename(Path(path).name)
+        by_subband.setdefault(parsed[1] if parsed else -1, []).append(Path(path).name)
+    missing = [sb for sb in range(expected) if sb not in by_subband]
+    doubled = [names for sb, names in sorted(by_subband.items()) if len(names) > 1 or sb < 0]
+    folder = Path(paths[0]).parent
+    parts = [f"group has {len(paths)} files, expected {expected}"]
+    if missing:
+        stem = Path(paths[0]).name.rsplit("_sb", 1)[0]
+        parts.append("missing " + ", ".join(f"sb{sb:02d}" for sb in missing)
+                     + f" (e.g. {folder}/{stem}_sb{missing[0]:02d}.hdf5)")
+    if doubled:
+        parts.append("unexpected " + ", ".join(n for names in doubled for n in names))
+    return "; ".join(parts) + (". Fix: put the missing file(s) in place (the group is then "
+                               "converted again) or set CONTIMG_INCOMPLETE_POLICY=convert.")
 
 
 def _antenna_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

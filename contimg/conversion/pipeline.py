@@ -14,6 +14,7 @@ from casacore import tables
 from contimg import naming
 from contimg.conversion.classification import Classification, classify_group
 from contimg.conversion.group_validation import validate_group
+from contimg.conversion.isolation import run_in_child
 from contimg.conversion.ms_writer import ConversionReport, convert_group
 from contimg.conversion.staging import (
     FreeSpace,
@@ -23,13 +24,17 @@ from contimg.conversion.staging import (
     workspace,
 )
 from contimg.layout import StorageLayout
-from contimg.state import StateStore
-from contimg.state.connection import utc_now, write_transaction
+from contimg.state import StateStore, products_db
+from contimg.state.connection import write_transaction
 from contimg.timeutil import datetime_to_mjd
 
 
 class MsValidationError(RuntimeError):
     """The written MS is not what was asked for (rows, columns or shape)."""
+
+
+class AlreadyConvertedError(FileExistsError):
+    """The group's MS is already in the organised tree; nothing was written or changed."""
 
 
 @dataclass
@@ -68,13 +73,15 @@ def convert_into_tree(group_id: str, files: Sequence[Path], layout: StorageLayou
     """
     group_iso = naming.iso_timestamp(group_id)
     began = time.perf_counter()
+    refuse_if_converted(layout, group_iso)
     plan = validate_group(files, expected_subbands=options.expected_subbands,
                           allow_missing=allow_missing)
     needed = estimate_ms_bytes(plan.n_blts, plan.n_channels, len(plan.polarizations))
     with workspace(layout, naming.group_id(group_iso), needed, free) as space:
         staged = space.path / naming.ms_name(group_iso)
         try:
-            report = convert_group(plan.files, staged, progress=progress, plan=plan)
+            # In a child process: a casacore abort (a full tmpfs) becomes an exception here.
+            report = run_in_child(convert_group, plan.files, staged, progress=progress, plan=plan)
             lap = time.perf_counter()
             check_ms(staged, report.n_rows, report.n_channels)
             classification = classify_group(
@@ -96,6 +103,16 @@ def convert_into_tree(group_id: str, files: Sequence[Path], layout: StorageLayou
     timings = dict(report.timings_s, total=round(time.perf_counter() - began, 3))
     return ConversionOutcome(group_iso, destination, classification.kind, classification,
                              report, space.kind, size, timings)
+
+
+def refuse_if_converted(layout: StorageLayout, group_iso: str) -> None:
+    """Raise AlreadyConvertedError when the group's MS already sits in the tree."""
+    for kind in ("calibrators", "science"):
+        existing = layout.ms_date_dir(kind, group_iso) / naming.ms_name(group_iso)
+        if existing.exists():
+            raise AlreadyConvertedError(
+                f"{existing} already exists: group {group_iso} was converted; nothing was changed. "
+                "Fix: to rebuild it, move that MS aside first (then `contimg requeue`).")
 
 
 def check_ms(ms_path: Path, n_rows: int, n_channels: int) -> None:
@@ -126,24 +143,15 @@ def register_ms(store: StateStore, group_iso: str, path: Path, classification: C
                 report: ConversionReport, size: int, *, source: Path, staging: str) -> None:
     """Record the MS in ms_index and the move in the audit table, in one transaction."""
     conn = store.connection("products")
-    now = utc_now()
     with write_transaction(conn):
-        conn.execute(
-            "INSERT INTO ms_index (path, group_id, kind, start_mjd, end_mjd, dec_deg, calibrator,"
-            " status, size_bytes, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, 'converted', ?, ?, ?)"
-            " ON CONFLICT(group_id) DO UPDATE SET path = excluded.path, kind = excluded.kind,"
-            " start_mjd = excluded.start_mjd, end_mjd = excluded.end_mjd,"
-            " dec_deg = excluded.dec_deg, calibrator = excluded.calibrator,"
-            " status = excluded.status, size_bytes = excluded.size_bytes,"
-            " updated = excluded.updated",
-            (str(path), group_iso, classification.kind, report.start_mjd, report.end_mjd,
-             report.pointing_dec_deg, classification.calibrator, size, now, now),
-        )
-        conn.execute(
-            "INSERT INTO file_moves (moved_at, source, destination, action, reason, actor,"
-            " size_bytes) VALUES (?, ?, ?, 'move', ?, 'measurement_set', ?)",
-            (now, str(source / path.name), str(path), f"converted ({staging} staging)", size),
-        )
+        products_db.upsert_ms(conn, path=path, group_id=group_iso, kind=classification.kind,
+                              start_mjd=report.start_mjd, end_mjd=report.end_mjd,
+                              dec_deg=report.pointing_dec_deg,
+                              calibrator=classification.calibrator, status="converted",
+                              size_bytes=size)
+        products_db.record_move(conn, source / path.name, path, action="move",
+                                reason=f"converted ({staging} staging)", actor="measurement_set",
+                                size_bytes=size)
 
 
 def quarantine(group_iso: str, staged: Path, layout: StorageLayout, store: StateStore, *,
@@ -155,16 +163,11 @@ def quarantine(group_iso: str, staged: Path, layout: StorageLayout, store: State
         if destination.exists():
             shutil.rmtree(destination)
         move_into_place(staged, destination)
-        store.log_move(staged, destination, action="quarantine", reason=reason,
-                       actor="measurement_set")
-    now = utc_now()
+        products_db.log_move(store, staged, destination, action="quarantine", reason=reason,
+                             actor="measurement_set")
     mjd = datetime_to_mjd(naming.parse_timestamp(group_iso))
-    store.execute(
-        "products",
-        "INSERT INTO ms_index (path, group_id, kind, start_mjd, end_mjd, status, created, updated)"
-        " VALUES (?, ?, 'failed', ?, ?, ?, ?, ?) ON CONFLICT(group_id) DO UPDATE SET"
-        " path = excluded.path, kind = 'failed', status = excluded.status,"
-        " updated = excluded.updated",
-        (str(destination or staged), group_iso, mjd, mjd, f"failed: {reason}"[:2000], now, now),
-    )
+    conn = store.connection("products")
+    with write_transaction(conn):
+        products_db.upsert_ms(conn, path=destination or staged, group_id=group_iso, kind="failed",
+                              start_mjd=mjd, end_mjd=mjd, status=f"failed: {reason}"[:2000])
     return destination

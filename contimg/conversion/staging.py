@@ -20,11 +20,17 @@ from pathlib import Path
 
 from contimg.layout import StorageLayout
 
-# An MS holds DATA (complex64) + FLAG (bool) per visibility, plus ~10% metadata.
-BYTES_PER_VISIBILITY = 8 + 1
-SAFETY_FACTOR = 1.2
+# The MS as the converter lays it out (ms_skeleton): DATA and FLAG in tiles of
+# ROWS_PER_TILE rows, so rows are padded up to whole tiles; DATA is complex64 and FLAG
+# one bit per value; per row UVW (3 doubles), WEIGHT and SIGMA (a float per
+# polarisation) in tiles too, and ~100 bytes of scalar columns; plus the subtables and
+# table headers, a fixed ~0.7 MB. Checked against written MS by tests/test_staging.py.
+ROWS_PER_TILE = 1024
+FIXED_OVERHEAD_BYTES = 768 * 1024
+SCALAR_ROW_BYTES = 112
+SAFETY_FACTOR = 1.15
 STALE_AFTER_S = 6 * 3600
-
+PARTIAL_MARK = ".partial-"
 
 class InsufficientSpaceError(RuntimeError):
     """Neither tmpfs nor scratch can hold the product: refuse before writing anything."""
@@ -40,7 +46,11 @@ class Workspace:
 
 def estimate_ms_bytes(n_rows: int, n_channels: int, n_pols: int) -> int:
     """Bytes an MS of this shape needs while being written (with a safety margin)."""
-    return int(n_rows * n_channels * n_pols * BYTES_PER_VISIBILITY * SAFETY_FACTOR)
+    padded = -(-n_rows // ROWS_PER_TILE) * ROWS_PER_TILE
+    data = padded * n_channels * n_pols * 8
+    flags = padded * n_channels * n_pols / 8
+    row_columns = padded * (3 * 8 + 2 * n_pols * 4) + n_rows * SCALAR_ROW_BYTES
+    return int((FIXED_OVERHEAD_BYTES + data + flags + row_columns) * SAFETY_FACTOR)
 
 
 def free_bytes(path: Path) -> int:
@@ -99,7 +109,8 @@ def move_into_place(source: Path, destination: Path) -> None:
     except OSError as exc:
         if exc.errno != 18:  # EXDEV: across file systems -> copy, then rename
             raise
-    hidden = destination.with_name(f".{destination.name}.partial-{os.getpid()}")
+    reap_partial_moves(destination.parent)
+    hidden = destination.with_name(f".{destination.name}{PARTIAL_MARK}{os.getpid()}")
     shutil.rmtree(hidden, ignore_errors=True)
     try:
         shutil.copytree(source, hidden)
@@ -108,6 +119,22 @@ def move_into_place(source: Path, destination: Path) -> None:
         shutil.rmtree(hidden, ignore_errors=True)
         raise
     shutil.rmtree(source, ignore_errors=True)
+
+
+def reap_partial_moves(directory: Path) -> list[Path]:
+    """Remove `.X.ms.partial-PID` copies in `directory` whose process is gone (a run
+    killed during a cross-file-system move). Returns what was removed."""
+    removed = []
+    if not directory.is_dir():
+        return removed
+    for entry in directory.iterdir():
+        if not entry.name.startswith(".") or PARTIAL_MARK not in entry.name:
+            continue
+        pid_text = entry.name.rsplit(PARTIAL_MARK, 1)[1]
+        if pid_text.isdigit() and not _process_alive(int(pid_text)):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 def reap_stale_workspaces(layout: StorageLayout, *, older_than_s: float = STALE_AFTER_S
@@ -133,10 +160,14 @@ def _is_stale(path: Path, older_than_s: float) -> bool:
         return time.time() - path.stat().st_mtime > older_than_s
     if time.time() - float(started) > older_than_s:
         return True
+    return not _process_alive(pid)
+
+
+def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True

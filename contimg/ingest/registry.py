@@ -11,7 +11,7 @@ caught later by group validation (the truncation check), not lost.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +24,23 @@ from contimg.state.connection import utc_now, write_transaction
 
 GROUP_STATES = ("collecting", "pending", "in_progress", "completed", "failed")
 REREQUEST_AFTER = timedelta(minutes=15)
+RETRY_BACKOFF_S = (60.0, 300.0, 900.0, 1800.0)  # after the 1st, 2nd, 3rd, later failures
+NOT_MEMBERS = ("duplicate", "rejected", "missing")  # subband_files states outside any group
+IsBusy = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class ReadyGroup:
+    """A group to convert now, and the request number that makes its run key unique."""
+
+    group_id: str
+    request: int
+
+    @property
+    def run_key(self) -> str:
+        """`convert-<group>` for the first request, `convert-<group>-r<n>` after: Dagster
+        skips a run key it has seen, so every re-request needs a new one."""
+        return f"convert-{self.group_id}" + (f"-r{self.request}" if self.request > 1 else "")
 
 
 @dataclass
@@ -34,8 +51,15 @@ class TickReport:
     writing: list[str] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)
-    ready: list[str] = field(default_factory=list)
+    ready: list[ReadyGroup] = field(default_factory=list)
     incomplete: list[tuple[str, list[int]]] = field(default_factory=list)
+    requeued: list[tuple[str, str]] = field(default_factory=list)
+    stuck: list[str] = field(default_factory=list)
+
+    @property
+    def ready_ids(self) -> list[str]:
+        """The group ids of the ready groups."""
+        return [ready.group_id for ready in self.ready]
 
 
 class IngestRegistry:
@@ -46,9 +70,16 @@ class IngestRegistry:
         self.settings = settings
         self.conn = store.connection("ingest")
 
-    def update(self, observations: Iterable[FileObservation], now: float) -> TickReport:
-        """Record what the scan saw, group complete files, and report ready groups."""
+    def update(self, observations: Iterable[FileObservation], now: float, *,
+               lock_held: IsBusy | None = None, run_queued: IsBusy | None = None) -> TickReport:
+        """Record what the scan saw, group complete files, and report ready groups.
+
+        `lock_held(group)` says a live process is converting the group (its lock is
+        held); `run_queued(group)` says Dagster still has a run for it waiting or
+        running. Without them, nothing is taken for dead and nothing is re-requested.
+        """
         report = TickReport()
+        observations = list(observations)
         known = {row[0]: (row[1], row[2], row[3]) for row in self.conn.execute(
             "SELECT path, size_bytes, mtime, state FROM subband_files")}
         complete: list[tuple[datetime, int, FileObservation]] = []
@@ -58,11 +89,13 @@ class IngestRegistry:
                 previous = known.get(obs.path)
                 if previous and previous[:2] == (obs.size, obs.mtime) and previous[2] != "writing":
                     continue  # unchanged and already handled: the common case, nothing to do
-                parsed = naming.parse_subband_filename(obs.name)
-                if parsed is None:
-                    if previous is None:
-                        self._reject(obs, stamp, report)
+                problem = _problem(obs)
+                if problem is not None:
+                    if previous is None or previous[2] != "rejected":
+                        self._reject(obs, problem, stamp, report)
                     continue
+                parsed = naming.parse_subband_filename(obs.name)
+                assert parsed is not None
                 if previous is None:
                     report.new_files += 1
                 if now - obs.mtime < self.settings.settle_s or (
@@ -70,16 +103,20 @@ class IngestRegistry:
                     self._mark_writing(obs, parsed, stamp, report)
                     continue
                 complete.append((parsed[0], parsed[1], obs))
-            self._assign(sorted(complete, key=lambda item: (item[0], item[1])), stamp, report)
+            on_disk = {obs.path for obs in observations}
+            self._assign(sorted(complete, key=lambda item: (item[0], item[1])), stamp, report,
+                         on_disk)
             self._find_incomplete(now, stamp, report)
-            report.ready = self._take_ready(now)
+            if lock_held is not None:
+                self._requeue_abandoned(now, lock_held, report)
+            report.ready = self._take_ready(now, run_queued)
         return report
 
     def group_files(self, group_id: str) -> list[Path]:
         """The files of a group (excluding duplicates), ordered by subband."""
         rows = self.conn.execute(
-            "SELECT path FROM subband_files WHERE group_id = ? AND state != 'duplicate'"
-            " ORDER BY subband", (group_id,)).fetchall()
+            "SELECT path FROM subband_files WHERE group_id = ? AND state NOT IN (?, ?, ?)"
+            " ORDER BY subband", (group_id, *NOT_MEMBERS)).fetchall()
         return [Path(r[0]) for r in rows]
 
     def group_state(self, group_id: str) -> tuple[str, str | None, str | None] | None:
@@ -97,14 +134,66 @@ class IngestRegistry:
             self.conn.execute("UPDATE groups SET state = ?, error = ?, updated = ?"
                               " WHERE group_id = ?", (state, error, stamp, group_id))
             self.conn.execute("UPDATE subband_files SET state = ?, updated = ?"
-                              " WHERE group_id = ? AND state != 'duplicate'",
-                              (state, stamp, group_id))
+                              " WHERE group_id = ? AND state NOT IN (?, ?, ?, 'writing')",
+                              (state, stamp, group_id, *NOT_MEMBERS))
+
+    def start(self, group_id: str, run_id: str | None = None) -> None:
+        """The group's conversion began (its lock is held): state in_progress."""
+        self.mark_group(group_id, "in_progress")
+        self.conn.execute("UPDATE groups SET run_id = ? WHERE group_id = ?", (run_id, group_id))
+
+    def defer(self, group_id: str, reason: str, now: float) -> str:
+        """A transient failure (no room, a crashed converter, an unexpected error): back
+        in line after a backoff, or failed once the attempts are used up. Returns the state."""
+        row = self.conn.execute("SELECT attempts FROM groups WHERE group_id = ?",
+                                (group_id,)).fetchone()
+        attempts = int(row[0]) if row else 0
+        if attempts >= self.settings.max_attempts:
+            self.mark_group(group_id, "failed", f"gave up after {attempts} attempt(s); last: {reason}."
+                            f" Fix the cause, then `contimg requeue {group_id}`.")
+            return "failed"
+        delay = RETRY_BACKOFF_S[min(max(attempts - 1, 0), len(RETRY_BACKOFF_S) - 1)]
+        retry_at = datetime.fromtimestamp(now + delay, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        self.mark_group(group_id, "pending", f"attempt {attempts} failed: {reason}; "
+                                             f"retrying after {retry_at} UTC")
+        self.conn.execute("UPDATE groups SET run_requested = 0, retry_after = ? WHERE group_id = ?",
+                          (retry_at, group_id))
+        return "pending"
+
+    def requeue(self, group_id: str, reason: str) -> str:
+        """Put a group back in line (an operator's `contimg requeue`, or a replaced file):
+        attempts start again and the next run gets a new run key. Returns the new state."""
+        row = self.conn.execute("SELECT n_subbands, missing_subbands, state FROM groups"
+                                " WHERE group_id = ?", (group_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"unknown group {group_id}: not in the ingest registry. Fix: check the "
+                           "id (YYYY-MM-DDTHH:MM:SS) with `contimg groups`.")
+        complete = row[0] >= self.settings.expected_subbands or (
+            row[1] and self.settings.incomplete_policy == "convert")
+        state = "pending" if complete else "collecting"
+        stamp = utc_now()
+        with write_transaction(self.conn):
+            self.conn.execute(
+                "UPDATE groups SET state = ?, error = ?, updated = ?, run_requested = 0,"
+                " attempts = 0, retry_after = NULL WHERE group_id = ?",
+                (state, f"requeued: {reason}", stamp, group_id))
+            self.conn.execute("UPDATE subband_files SET state = ?, updated = ? WHERE group_id = ?"
+                              " AND state NOT IN (?, ?, ?, 'writing')",
+                              ("collecting", stamp, group_id, *NOT_MEMBERS))
+        return state
+
+    def missing_subbands(self, group_id: str) -> list[int]:
+        """Subband indices the group has no file for (by the sbNN names)."""
+        present = {r[0] for r in self.conn.execute(
+            "SELECT subband FROM subband_files WHERE group_id = ? AND state NOT IN (?, ?, ?)",
+            (group_id, *NOT_MEMBERS))}
+        return [sb for sb in range(self.settings.expected_subbands) if sb not in present]
 
     # -- internals -----------------------------------------------------------------
 
-    def _reject(self, obs: FileObservation, stamp: str, report: TickReport) -> None:
-        reason = (f"{obs.name}: not a subband file (expected YYYY-MM-DDTHH:MM:SS_sbNN.hdf5); "
-                  "ignored. Fix: rename it or move it out of the incoming directory.")
+    def _reject(self, obs: FileObservation, problem: str, stamp: str, report: TickReport) -> None:
+        reason = (f"{obs.name!r}: {problem}; ignored. Fix: rename it or move it out of the "
+                  "incoming directory.")
         self.conn.execute(
             "INSERT OR REPLACE INTO subband_files (path, group_id, subband, size_bytes, mtime,"
             " state, first_seen, updated, reason) VALUES (?, '', -1, ?, ?, 'rejected', ?, ?, ?)",
@@ -122,7 +211,7 @@ class IngestRegistry:
         report.writing.append(obs.path)
 
     def _assign(self, complete: list[tuple[datetime, int, FileObservation]], stamp: str,
-                report: TickReport) -> None:
+                report: TickReport, on_disk: set[str]) -> None:
         """Cluster complete files into groups, in memory, then write the changes in batches.
 
         One query loads the groups (and their members) near the new files, so a first
@@ -134,7 +223,7 @@ class IngestRegistry:
         groups = self._groups_near(complete[0][0], complete[-1][0], tolerance)
         keys = [g[0] for g in groups]  # epoch seconds, sorted
         members = self._members([g[1] for g in groups])
-        rows, touched = [], set()
+        rows, touched, revived = [], set(), set()
         for moment, subband, obs in complete:
             seconds = moment.timestamp()
             index = _nearest(keys, seconds, tolerance)
@@ -154,6 +243,11 @@ class IngestRegistry:
                 group[0] = keys[index] = seconds
                 members[group[1]] = members.pop(old)
                 touched.discard(old)
+            if group[2] == "failed" and self._replaces_member(members[group[1]], subband, obs,
+                                                                on_disk, stamp):
+                # A changed or replacement file of a failed group puts the group back in line.
+                group[2] = "collecting"
+                revived.add(group[1])
             rows.append(self._place(group, subband, obs, members[group[1]], stamp, report))
             touched.add(group[1])
         self.conn.executemany(
@@ -162,6 +256,13 @@ class IngestRegistry:
             " ON CONFLICT(path) DO UPDATE SET group_id = excluded.group_id,"
             " size_bytes = excluded.size_bytes, mtime = excluded.mtime, state = excluded.state,"
             " updated = excluded.updated, reason = excluded.reason", rows)
+        for group_iso in revived:
+            self.conn.execute("UPDATE groups SET state = 'collecting', error = NULL,"
+                              " run_requested = 0, attempts = 0, retry_after = NULL"
+                              " WHERE group_id = ?", (group_iso,))
+            self.conn.execute("UPDATE subband_files SET state = 'collecting' WHERE group_id = ?"
+                              " AND state = 'failed'", (group_iso,))
+            report.requeued.append((group_iso, "a file of this failed group was replaced"))
         expected = self.settings.expected_subbands
         self.conn.executemany(
             "UPDATE groups SET n_subbands = ?, updated = ?,"
@@ -181,8 +282,8 @@ class IngestRegistry:
         if group_ids:
             for group_id, subband, path in self.conn.execute(
                     "SELECT group_id, subband, path FROM subband_files WHERE group_id BETWEEN ? AND ?"
-                    " AND state NOT IN ('duplicate', 'writing', 'rejected')",
-                    (min(group_ids), max(group_ids))):
+                    " AND state NOT IN (?, ?, ?, 'writing')",
+                    (min(group_ids), max(group_ids), *NOT_MEMBERS)):
                 if group_id in members:
                     members[group_id][subband] = path
         return members
@@ -196,6 +297,20 @@ class IngestRegistry:
             if row[1] == old:
                 pending_rows[position] = (row[0], new, *row[2:])
         return new
+
+    def _replaces_member(self, members: dict[int, str], subband: int, obs: FileObservation,
+                         on_disk: set[str], stamp: str) -> bool:
+        """True when `obs` may stand in for a failed group's subband: the same file
+        rewritten, a subband it never had, or a new name where the old file is gone."""
+        holder = members.get(subband)
+        if holder is None or holder == obs.path:
+            return True
+        if holder in on_disk:
+            return False
+        self.conn.execute("UPDATE subband_files SET state = 'missing', updated = ?, reason = ?"
+                          " WHERE path = ?", (stamp, f"gone from disk; replaced by {obs.path}", holder))
+        del members[subband]
+        return True
 
     def _place(self, group: list, subband: int, obs: FileObservation,
                members: dict[int, str], stamp: str, report: TickReport) -> tuple:
@@ -236,21 +351,51 @@ class IngestRegistry:
                 (error, ",".join(map(str, missing)), stamp, policy, group_iso))
             report.incomplete.append((group_iso, missing))
 
-    def _take_ready(self, now: float) -> list[str]:
-        # Pending groups not yet requested, plus ones requested long ago that never
-        # started (e.g. the sensor died between this commit and submitting the run);
-        # the run key makes a repeated request harmless.
-        retry_before = (datetime.fromtimestamp(now, UTC) - REREQUEST_AFTER).strftime(
+    def _requeue_abandoned(self, now: float, lock_held: IsBusy, report: TickReport) -> None:
+        """Groups in_progress whose lock is free lost their run (killed, crashed host):
+        back in line. Ones whose lock is held for longer than `stale_run_s` are reported."""
+        stuck_before = datetime.fromtimestamp(now - self.settings.stale_run_s, UTC).strftime(
             "%Y-%m-%dT%H:%M:%S")
+        for group_iso, run_id, updated in self.conn.execute(
+                "SELECT group_id, run_id, updated FROM groups WHERE state = 'in_progress'").fetchall():
+            if lock_held(group_iso):
+                if updated < stuck_before:
+                    report.stuck.append(group_iso)
+                continue
+            reason = f"its run {run_id or '(unknown)'} ended without finishing (killed?)"
+            self.mark_group(group_iso, "pending", f"requeued: {reason}")
+            self.conn.execute("UPDATE groups SET run_requested = 0 WHERE group_id = ?", (group_iso,))
+            report.requeued.append((group_iso, reason))
+
+    def _take_ready(self, now: float, run_queued: IsBusy | None) -> list[ReadyGroup]:
+        # Pending groups not yet requested (and past any retry backoff), plus ones
+        # requested long ago whose run never started and that Dagster no longer has
+        # queued (e.g. the sensor died between this commit and submitting the run).
+        moment = datetime.fromtimestamp(now, UTC)
+        retry_before = (moment - REREQUEST_AFTER).strftime("%Y-%m-%dT%H:%M:%S")
         rows = self.conn.execute(
-            "SELECT group_id FROM groups WHERE state = 'pending'"
+            "SELECT group_id, run_requested FROM groups WHERE state = 'pending'"
+            " AND (retry_after IS NULL OR retry_after <= ?)"
             " AND (run_requested = 0 OR updated < ?) ORDER BY group_id",
-            (retry_before,)).fetchall()
-        ready = [r[0] for r in rows]
+            (moment.strftime("%Y-%m-%dT%H:%M:%S"), retry_before)).fetchall()
+        ready = [r[0] for r in rows
+                 if r[1] == 0 or (run_queued is not None and not run_queued(r[0]))]
         stamp = utc_now()
-        self.conn.executemany("UPDATE groups SET run_requested = 1, updated = ? WHERE group_id = ?",
-                              [(stamp, g) for g in ready])
-        return ready
+        self.conn.executemany(
+            "UPDATE groups SET run_requested = 1, run_requests = run_requests + 1,"
+            " attempts = attempts + 1, retry_after = NULL, updated = ? WHERE group_id = ?",
+            [(stamp, g) for g in ready])
+        requests = dict(self.conn.execute(
+            f"SELECT group_id, run_requests FROM groups WHERE group_id IN ({','.join('?' * len(ready))})",
+            ready).fetchall()) if ready else {}
+        return [ReadyGroup(g, int(requests[g])) for g in ready]
+
+
+def _problem(obs: FileObservation) -> str | None:
+    """Why an entry of incoming/ is not a subband file to ingest, or None."""
+    if obs.kind != "file":
+        return f"a {obs.kind}, not a regular file"
+    return naming.subband_name_problem(obs.name)
 
 
 def _nearest(keys: list[float], value: float, tolerance: float) -> int | None:

@@ -17,8 +17,8 @@ from contimg import naming
 from contimg.conversion.classification import classify_group
 from contimg.conversion.staging import move_into_place
 from contimg.layout import StorageLayout
-from contimg.state import StateStore
-from contimg.state.connection import utc_now, write_transaction
+from contimg.state import StateStore, products_db
+from contimg.state.connection import write_transaction
 
 
 @dataclass(frozen=True)
@@ -65,18 +65,13 @@ def apply_ms_migration(moves: list[MsMove], store: StateStore) -> None:
     conn = store.connection("products")
     for move in moves:
         move_into_place(move.source, move.destination)
-        now = utc_now()
         with write_transaction(conn):
-            conn.execute(
-                "INSERT INTO ms_index (path, group_id, kind, start_mjd, end_mjd, dec_deg,"
-                " calibrator, status, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT(group_id) DO UPDATE SET path = excluded.path, kind = excluded.kind,"
-                " status = excluded.status, updated = excluded.updated",
-                (str(move.destination), move.group_id, move.kind, move.start_mjd, move.end_mjd,
-                 move.dec_deg, move.calibrator, f"migrated: {move.reason}", now, now))
-            conn.execute("INSERT INTO file_moves (moved_at, source, destination, action, reason,"
-                         " actor) VALUES (?, ?, ?, 'move', ?, 'migrate')",
-                         (now, str(move.source), str(move.destination), move.reason))
+            products_db.upsert_ms(conn, path=move.destination, group_id=move.group_id,
+                                  kind=move.kind, start_mjd=move.start_mjd, end_mjd=move.end_mjd,
+                                  dec_deg=move.dec_deg, calibrator=move.calibrator,
+                                  status=f"migrated: {move.reason}")
+            products_db.record_move(conn, move.source, move.destination, action="move",
+                                    reason=move.reason, actor="migrate")
 
 
 def _ms_span(ms: Path) -> tuple[float, float, float | None]:

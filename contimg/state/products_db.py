@@ -99,3 +99,31 @@ def mark_ms_purged(conn: sqlite3.Connection, path: str, archive_path: str | None
     """Record that an MS is (about to be) deleted, and where its archive copy is, if any."""
     conn.execute("UPDATE ms_index SET status = 'purged', archive_path = COALESCE(?, archive_path),"
                  " updated = ? WHERE path = ?", (archive_path, utc_now(), path))
+
+
+_MS_UPSERT = (
+    "INSERT INTO ms_index (path, group_id, kind, start_mjd, end_mjd, dec_deg, calibrator,"
+    " status, size_bytes, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT(group_id) DO UPDATE SET path = excluded.path, kind = excluded.kind,"
+    " start_mjd = excluded.start_mjd, end_mjd = excluded.end_mjd,"
+    " dec_deg = coalesce(excluded.dec_deg, ms_index.dec_deg),"
+    " calibrator = coalesce(excluded.calibrator, ms_index.calibrator),"
+    " status = excluded.status, size_bytes = coalesce(excluded.size_bytes, ms_index.size_bytes),"
+    " updated = excluded.updated"
+)
+
+
+def upsert_ms(conn: sqlite3.Connection, *, path: Path | str, group_id: str, kind: str,
+              start_mjd: float, end_mjd: float, status: str, dec_deg: float | None = None,
+              calibrator: str | None = None, size_bytes: int | None = None) -> None:
+    """Insert or update the one ms_index row of a group (converted, failed, migrated...)."""
+    now = utc_now()
+    conn.execute(_MS_UPSERT, (str(path), group_id, kind, start_mjd, end_mjd, dec_deg, calibrator,
+                              status, size_bytes, now, now))
+
+
+def registered_ms(store: StateStore, group_id: str) -> sqlite3.Row | None:
+    """The ms_index row of a group (path, kind, status), or None."""
+    rows = store.query("products", "SELECT path, kind, status FROM ms_index WHERE group_id = ?",
+                       (group_id,))
+    return rows[0] if rows else None

@@ -42,6 +42,13 @@ MIGRATIONS: dict[str, list[str]] = {
         DROP INDEX subband_files_group;
         CREATE INDEX subband_files_group_state ON subband_files(group_id, state, subband);
         """,
+        """
+        ALTER TABLE groups ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE groups ADD COLUMN run_requests INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE groups ADD COLUMN retry_after TEXT;
+        ALTER TABLE groups ADD COLUMN run_id TEXT;
+        UPDATE groups SET run_requests = run_requested, attempts = run_requested;
+        """,
     ],
     "cal_registry": [
         """

@@ -1,0 +1,90 @@
+"""Run the converter in a forked child process, so a crash cannot take the run with it.
+
+casacore aborts the whole process (SIGABRT, exit 134) when a write fails deep inside
+a table flush, e.g. when tmpfs fills up mid-conversion: no Python exception is ever
+raised. In a child, such a death becomes a `ConverterCrashedError` in the parent,
+which records it, removes the workspace and lets the group be retried. Forking
+costs milliseconds (the parent's imports are inherited), where a fresh interpreter
+would spend seconds importing casacore, numpy and h5py again.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import signal
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+
+class ConverterCrashedError(RuntimeError):
+    """The converter process died without an answer (a signal or a hard exit)."""
+
+
+def run_in_child(function: Callable[..., Any], *args: Any,
+                 progress: Callable[[str], None] | None = None, **kwargs: Any) -> Any:
+    """Call `function(*args, progress=..., **kwargs)` in a forked child and return its
+    result; re-raise its exception; raise ConverterCrashedError if it dies."""
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_child_main, args=(sender, function, args, kwargs),
+                            name="contimg-converter", daemon=True)
+    child.start()
+    sender.close()
+    outcome = _collect(receiver, child, progress)
+    child.join()
+    receiver.close()
+    if outcome is None:
+        raise ConverterCrashedError(f"the converter process died ({describe_exit(child.exitcode)}) "
+                                    "before finishing; a full disk (tmpfs) is the usual cause")
+    kind, value = outcome
+    if kind == "error":
+        raise value
+    return value
+
+
+def describe_exit(code: int | None) -> str:
+    """'killed by SIGABRT' for a negative exit code, else 'exit code N'."""
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _collect(receiver: Connection, child: Any,
+             progress: Callable[[str], None] | None) -> tuple[str, Any] | None:
+    while True:
+        try:
+            if receiver.poll(0.2):
+                kind, value = receiver.recv()
+                if kind == "progress":
+                    if progress:
+                        progress(value)
+                    continue
+                return kind, value
+        except EOFError:
+            return None  # the child closed its end without answering: it died
+        if not child.is_alive() and not receiver.poll(0):
+            return None
+
+
+def _child_main(sender: Connection, function: Callable[..., Any], args: tuple,
+                kwargs: dict) -> None:
+    try:
+        result = function(*args, progress=lambda text: sender.send(("progress", text)), **kwargs)
+        sender.send(("ok", result))
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+        sender.send(("error", _picklable(exc)))
+    finally:
+        sender.close()
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - some library exceptions cannot be pickled
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
