@@ -54,8 +54,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _add_lifecycle(commands: argparse._SubParsersAction) -> None:
+    from contimg.lifecycle_cli import floor_gb
+
     ret = commands.add_parser("retention", help="show (or apply) the retention plan")
     ret.add_argument("--apply", action="store_true", help="delete what the plan allows")
+    ret.add_argument("--min-free-gb", type=floor_gb, default=None, metavar="GB",
+                     help="free-space floor on the fast disk: below it the oldest eligible "
+                          "products go first (default: CONTIMG_MIN_FREE_GB)")
     commands.add_parser("archive", help="archive images and mosaics to the rclone remote now")
     mig = commands.add_parser("migrate", help="the seed's migration plan (dry run by default)")
     what = mig.add_subparsers(dest="migrate_what", required=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from contimg.layout import resolve_layout
@@ -17,15 +18,7 @@ def run_lifecycle_command(args: argparse.Namespace) -> int:
     store = StateStore(layout.state_dir)
     store.migrate_all()
     if args.command == "retention":
-        from contimg.ops.retention import RetentionPolicy, apply_retention, plan_retention
-
-        plan = plan_retention(layout, store, RetentionPolicy.from_env())
-        print("\n".join(plan.lines()) or "nothing is past its retention age")
-        if args.apply:
-            print(f"deleted {len(apply_retention(store, plan))} file(s)")
-        else:
-            print(f"dry run: {len(plan.deletions)} file(s) would be deleted; --apply to do it")
-        return 0
+        return _retention(args, layout, store)
     if args.command == "archive":
         from contimg.ops.archive import archive_products
 
@@ -34,6 +27,33 @@ def run_lifecycle_command(args: argparse.Namespace) -> int:
               f"to {report.remote}")
         return 0
     return _migrate_ms(args, layout, store)
+
+
+def floor_gb(text: str) -> float:
+    """`--min-free-gb`: a finite, non-negative number of GB."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of GB") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number of GB >= 0")
+    return value
+
+
+def _retention(args: argparse.Namespace, layout, store: StateStore) -> int:
+    """Print the plan (and the free-space floor); delete only with --apply."""
+    from contimg.ops.retention import RetentionPolicy, apply_retention, plan_retention
+
+    policy = RetentionPolicy.from_env()
+    if args.min_free_gb is not None:
+        policy = policy.with_floor(args.min_free_gb)
+    plan = plan_retention(layout, store, policy)
+    print("\n".join(plan.lines()) or "nothing is past its retention age")
+    if args.apply:
+        print(f"deleted {len(apply_retention(store, plan))} file(s)")
+    else:
+        print(f"dry run: {len(plan.deletions)} file(s) would be deleted; --apply to do it")
+    return 0
 
 
 def _source_missing(args: argparse.Namespace) -> bool:
