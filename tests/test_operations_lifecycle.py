@@ -214,3 +214,208 @@ def test_plan_and_apply_recheck_the_local_file_just_before_deleting(lifecycle):
         handle.write(b"\0" * 2880)  # appended after the plan was made
     assert apply_retention(store, plan) == [] and path.exists()
     assert store.query("products", "SELECT archive_path FROM images")[0][0] is None
+
+
+# -- issue 7 item 17: the seed's Phase 4 plan for raw files and MS, and the floor --------
+
+GB = 1_000_000_000
+
+
+def _ms(layout, store: StateStore, kind: str, group: str, age_days: float, size: int = 1000,
+        status: str = "converted") -> Path:
+    """A registered MS directory (a table.dat and one column file of `size` bytes)."""
+    path = layout.ms_dir / kind / group[:10] / f"{group}.ms"
+    path.mkdir(parents=True)
+    (path / "table.dat").write_bytes(b"t")
+    (path / "table.f0").write_bytes(b"\0" * (size - 1))
+    stamp = time.time() - age_days * 86400
+    os.utime(path, (stamp, stamp))
+    store.execute("products", "INSERT INTO ms_index (path, group_id, kind, start_mjd, end_mjd,"
+                  " status, size_bytes, created, updated) VALUES (?, ?, ?, 60961, 60961.01, ?, ?,"
+                  " ?, ?)", (str(path), group, kind, status, size, utc_now(), utc_now()))
+    return path
+
+
+def test_incoming_purged_once_its_group_is_really_converted(lifecycle, tiny_groups):
+    """Raw files go only when their group is completed and its MS registered and on disk."""
+    from contimg.conversion.pipeline import convert_into_tree
+    from contimg.ingest.registry import IngestRegistry
+    from contimg.ingest.scanner import scan_incoming
+    from contimg.ingest.settings import IngestSettings
+
+    layout, store, _ = lifecycle
+    calibrator, science = tiny_groups
+    for group in tiny_groups:
+        for src in group.files:
+            shutil.copyfile(src, layout.incoming_dir / Path(src).name)
+            os.utime(layout.incoming_dir / Path(src).name, (OLD, OLD))
+    registry = IngestRegistry(store, IngestSettings())
+    registry.update(scan_incoming(layout.incoming_dir), time.time())
+    registry.mark_group(science.group_id, "in_progress")
+    outcome = convert_into_tree(science.group_id, registry.group_files(science.group_id),
+                                layout, store)
+    registry.mark_group(science.group_id, "completed")
+    # The calibrator group stays pending (not converted): its files must stay.
+    policy = RetentionPolicy.from_env({"CONTIMG_RETENTION_PROFILE": "phase4"})
+    plan = plan_retention(layout, store, policy)
+    actions = {Path(i.path).name: i.action for i in plan.items if i.data_type == "incoming"}
+    assert {actions[Path(f).name] for f in science.files} == {"delete"}
+    assert {actions[Path(f).name] for f in calibrator.files} == {"keep"}
+    assert all(f.exists() for f in layout.incoming_dir.iterdir()), "a plan deletes nothing"
+
+    removed = apply_retention(store, plan)
+    assert sorted(Path(p).name for p in removed) == sorted(Path(f).name for f in science.files)
+    assert outcome.ms_path.is_dir(), "the MS stays (7 days; it is new)"
+    left = sorted(f.name for f in layout.incoming_dir.iterdir())
+    assert left == sorted(Path(f).name for f in calibrator.files)
+    states = store.query("ingest", "SELECT DISTINCT state FROM subband_files WHERE group_id = ?",
+                         (science.group_id,))
+    assert [s[0] for s in states] == ["purged"]
+    audit = store.query("products", "SELECT source FROM file_moves WHERE action = 'delete'")
+    assert sorted(a[0] for a in audit) == sorted(removed)
+
+
+def test_incoming_kept_when_the_ms_is_missing_or_the_file_changed(lifecycle):
+    layout, store, _ = lifecycle
+    group = "2025-10-13T13:28:03"
+    files = []
+    for subband in range(2):
+        path = layout.incoming_dir / f"{group}_sb{subband:02d}.hdf5"
+        path.write_bytes(b"\0" * 100)
+        os.utime(path, (OLD, OLD))
+        files.append(path)
+        store.execute("ingest", "INSERT INTO subband_files (path, group_id, subband, size_bytes,"
+                      " mtime, state, first_seen, updated) VALUES (?, ?, ?, 100, ?, 'completed',"
+                      " ?, ?)", (str(path), group, subband, path.stat().st_mtime, utc_now(), utc_now()))
+    store.execute("ingest", "INSERT INTO groups (group_id, state, n_subbands, first_seen, updated)"
+                  " VALUES (?, 'completed', 2, ?, ?)", (group, utc_now(), utc_now()))
+    policy = RetentionPolicy.from_env({"CONTIMG_RETENTION_PROFILE": "phase4"})
+    reasons = {i.reason for i in plan_retention(layout, store, policy).items}
+    assert reasons == {f"no converted MS registered for group {group}"}
+    ms = _ms(layout, store, "science", group, 0)
+    files[1].write_bytes(b"\1" * 120)  # replaced after conversion
+    os.utime(files[1], (OLD, OLD))
+    plan = plan_retention(layout, store, policy)
+    decisions = {Path(i.path).name: (i.action, i.reason) for i in plan.items}
+    assert decisions[files[0].name][0] == "delete"
+    assert decisions[files[1].name] == ("keep", "file changed since its group was converted")
+    shutil.rmtree(ms)  # the MS vanishes between plan and apply
+    assert apply_retention(store, plan) == [] and all(f.exists() for f in files)
+
+
+def test_science_ms_after_n_days_calibrator_and_failed_ms_kept(lifecycle):
+    layout, store, _ = lifecycle
+    old_science = _ms(layout, store, "science", "2025-10-01T00:00:00", 10)
+    new_science = _ms(layout, store, "science", "2025-10-12T00:00:00", 1)
+    calibrator = _ms(layout, store, "calibrators", "2025-10-01T00:05:09", 30)
+    failed = _ms(layout, store, "failed", "2025-10-01T00:10:18", 30, status="failed: bad")
+    caltable = layout.ms_dir / "calibrators" / "2025-10-01" / "2025-10-01T00:05:09_bpcal"
+    caltable.mkdir()
+    policy = RetentionPolicy.from_env({"CONTIMG_RETENTION_PROFILE": "phase4"})
+    plan = plan_retention(layout, store, policy)
+    assert [(i.path, i.action) for i in plan.items] == [(str(old_science), "delete")]
+    assert apply_retention(store, plan) == [str(old_science)]
+    assert not old_science.exists()
+    assert new_science.is_dir() and calibrator.is_dir() and failed.is_dir() and caltable.is_dir()
+    status = store.query("products", "SELECT status FROM ms_index WHERE path = ?", (str(old_science),))
+    assert status[0][0] == "purged"
+    with pytest.raises(ValueError, match="CONTIMG_RETENTION_CALIBRATOR_MS_DAYS"):
+        RetentionPolicy.from_env({"CONTIMG_RETENTION_PROFILE": "phase4",
+                                  "CONTIMG_RETENTION_CALIBRATOR_MS_DAYS": "3"})
+
+
+def test_archive_first_copies_and_verifies_the_ms_before_deleting(lifecycle):
+    layout, store, remote = lifecycle
+    science = _ms(layout, store, "science", "2025-10-01T00:00:00", 10)
+    policy = RetentionPolicy.from_env({"CONTIMG_RETENTION_PROFILE": "phase4",
+                                       "CONTIMG_RETENTION_ARCHIVE_FIRST": "1"})
+    plan = plan_retention(layout, store, policy)
+    assert apply_retention(store, plan) == [str(science)]
+    copy = remote / "ms" / "science" / "2025-10-01" / science.name
+    assert (copy / "table.dat").read_bytes() == b"t" and (copy / "table.f0").stat().st_size == 999
+    row = store.query("products", "SELECT status, archive_path FROM ms_index")[0]
+    assert row["status"] == "purged" and row["archive_path"] == str(copy)
+    audit = store.query("products", "SELECT destination FROM file_moves WHERE action = 'delete'")
+    assert [a[0] for a in audit] == [str(copy)]
+
+
+def test_free_space_floor_deletes_the_oldest_eligible_first(lifecycle):
+    """Below the floor: oldest eligible first, until the projected free space meets it;
+    nothing the profile keeps (calibrator MS, unarchived images) is touched."""
+    layout, store, _ = lifecycle
+    science = [_ms(layout, store, "science", f"2025-10-0{day}T00:00:00", 6 - day)
+               for day in range(1, 6)]  # 5, 4, 3, 2, 1 days old: none due by age (7 days)
+    calibrator = _ms(layout, store, "calibrators", "2025-09-01T00:00:00", 40)
+    image, _ = _image(layout, "2025-09-01T00:05:09", 1)  # older than all, never archived
+    _register(store, image)
+    policy = RetentionPolicy.from_env({"CONTIMG_RETENTION_PROFILE": "phase4",
+                                       "CONTIMG_MIN_FREE_GB": "1"})
+    free_now = GB - 2500  # 2500 bytes short: three 1000-byte MS must go
+
+    plan = plan_retention(layout, store, policy, free=lambda: free_now)
+    assert [Path(i.path) for i in plan.deletions] == science[:3]
+    assert all("below the 1 GB floor" in i.reason for i in plan.deletions)
+    assert plan.floor.below and plan.floor.met and plan.floor.floor_deletions == 3
+    assert any("free space" in line and "(met)" in line for line in plan.lines())
+    assert str(calibrator) not in {i.path for i in plan.items}
+    assert {i.action for i in plan.items if i.path == str(image)} <= {"keep"}
+
+    assert apply_retention(store, plan) == [str(p) for p in science[:3]]
+    assert [p.exists() for p in science] == [False, False, False, True, True]
+    assert calibrator.is_dir() and image.exists()
+    assert plan_retention(layout, store, policy, free=lambda: GB).deletions == []  # floor met
+
+
+def test_floor_not_met_when_nothing_is_eligible_and_seed_profile_never_deletes(lifecycle):
+    layout, store, _ = lifecycle
+    science = _ms(layout, store, "science", "2025-10-01T00:00:00", 30)
+    seed = RetentionPolicy.from_env({"CONTIMG_MIN_FREE_GB": "100"})
+    plan = plan_retention(layout, store, seed, free=lambda: 0)
+    assert plan.deletions == [] and plan.floor.below and not plan.floor.met
+    assert science.is_dir()
+
+
+def test_cli_min_free_gb_uses_the_fake_free_space_file(lifecycle, tmp_path, monkeypatch, capsys):
+    from contimg.cli import main
+
+    layout, store, _ = lifecycle
+    science = _ms(layout, store, "science", "2025-10-01T00:00:00", 2)
+    fake = tmp_path / "disk.json"
+    fake.write_text('{"fast_disk_free_gb": 5}')
+    monkeypatch.setenv("CONTIMG_FAKE_DISK_USAGE", str(fake))
+    monkeypatch.setenv("CONTIMG_RETENTION_PROFILE", "phase4")
+    assert main(["retention", "--min-free-gb", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "free space 5.0 GB, floor 10.0 GB" in out and "dry run: 1 file(s)" in out
+    assert science.is_dir()
+    assert main(["retention", "--min-free-gb", "10", "--apply"]) == 0
+    assert not science.exists()
+    with pytest.raises(SystemExit):
+        main(["retention", "--min-free-gb", "nan"])
+
+
+def test_retention_asset_alerts_below_the_floor_and_applies_when_told(lifecycle, tmp_path,
+                                                                      monkeypatch, webhook):
+    from dagster import materialize
+
+    from contimg_assets.lifecycle import retention
+    from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
+
+    url, received = webhook
+    layout, store, _ = lifecycle
+    science = _ms(layout, store, "science", "2025-10-01T00:00:00", 2)
+    fake = tmp_path / "disk.json"
+    fake.write_text('{"fast_disk_free_gb": 50}')
+    for key, value in {"CONTIMG_FAKE_DISK_USAGE": str(fake), "CONTIMG_MIN_FREE_GB": "100",
+                       "CONTIMG_RETENTION_PROFILE": "phase4", "CONTIMG_RETENTION_APPLY": "1"}.items():
+        monkeypatch.setenv(key, value)
+    storage = StorageLayoutResource()
+    result = materialize([retention], resources={
+        "storage": storage, "state": StateDatabasesResource(storage=storage),
+        "notifier": NotifierResource(storage=storage, webhook_url=url)})
+    assert result.success and not science.exists()
+    deadline = time.monotonic() + 20
+    while len(received) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    floor = [p["contimg"] for p in received if p["contimg"]["kind"] == "retention_floor"]
+    assert len(floor) == 1 and floor[0]["deleted"] == [str(science)]
