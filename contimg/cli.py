@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 from contimg import naming
+from contimg.ingest.commands import add_commands as add_ingest_commands
+from contimg.ingest.commands import run_command as run_ingest_command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,11 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     restore.add_argument("--list", action="store_true", help="list backup sets and exit")
     restore.add_argument("--yes", action="store_true", help="do it (default: show the plan)")
     _add_lifecycle(commands)
+    add_ingest_commands(commands)
     args = parser.parse_args(argv)
     if args.command in ("retention", "archive", "migrate"):
         from contimg.lifecycle_cli import run_lifecycle_command
 
         return run_lifecycle_command(args)
+    if args.command in ("groups", "requeue"):
+        return run_ingest_command(args)
     if args.command == "restore":
         return _restore(args)
     if args.command == "metrics":

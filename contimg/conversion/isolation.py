@@ -10,6 +10,7 @@ would spend seconds importing casacore, numpy and h5py again.
 
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing
 import pickle
 import signal
@@ -73,6 +74,9 @@ def _collect(receiver: Connection, child: Any,
 
 def _child_main(sender: Connection, function: Callable[..., Any], args: tuple,
                 kwargs: dict) -> None:
+    # The parent reports a crash in one line; a Python stack dump from the child's
+    # inherited fault handler would only bury it.
+    faulthandler.disable()
     try:
         result = function(*args, progress=lambda text: sender.send(("progress", text)), **kwargs)
         sender.send(("ok", result))

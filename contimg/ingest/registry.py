@@ -127,37 +127,41 @@ class IngestRegistry:
 
     def mark_group(self, group_id: str, state: str, error: str | None = None) -> None:
         """Move a group (and its files) to a new state, with the reason on failure."""
+        with write_transaction(self.conn):
+            self._set_state(group_id, state, error)
+
+    def _set_state(self, group_id: str, state: str, error: str | None, **columns: object) -> None:
+        """The state change itself (inside the caller's transaction), plus extra columns."""
         if state not in GROUP_STATES:
             raise ValueError(f"unknown group state {state!r}")
         stamp = utc_now()
-        with write_transaction(self.conn):
-            self.conn.execute("UPDATE groups SET state = ?, error = ?, updated = ?"
-                              " WHERE group_id = ?", (state, error, stamp, group_id))
-            self.conn.execute("UPDATE subband_files SET state = ?, updated = ?"
-                              " WHERE group_id = ? AND state NOT IN (?, ?, ?, 'writing')",
-                              (state, stamp, group_id, *NOT_MEMBERS))
+        extra = "".join(f", {name} = ?" for name in columns)
+        self.conn.execute(f"UPDATE groups SET state = ?, error = ?, updated = ?{extra}"
+                          " WHERE group_id = ?", (state, error, stamp, *columns.values(), group_id))
+        self.conn.execute("UPDATE subband_files SET state = ?, updated = ?"
+                          " WHERE group_id = ? AND state NOT IN (?, ?, ?, 'writing')",
+                          (state, stamp, group_id, *NOT_MEMBERS))
 
     def start(self, group_id: str, run_id: str | None = None) -> None:
         """The group's conversion began (its lock is held): state in_progress."""
-        self.mark_group(group_id, "in_progress")
-        self.conn.execute("UPDATE groups SET run_id = ? WHERE group_id = ?", (run_id, group_id))
+        with write_transaction(self.conn):
+            self._set_state(group_id, "in_progress", None, run_id=run_id)
 
     def defer(self, group_id: str, reason: str, now: float) -> str:
         """A transient failure (no room, a crashed converter, an unexpected error): back
         in line after a backoff, or failed once the attempts are used up. Returns the state."""
-        row = self.conn.execute("SELECT attempts FROM groups WHERE group_id = ?",
-                                (group_id,)).fetchone()
-        attempts = int(row[0]) if row else 0
-        if attempts >= self.settings.max_attempts:
-            self.mark_group(group_id, "failed", f"gave up after {attempts} attempt(s); last: {reason}."
-                            f" Fix the cause, then `contimg requeue {group_id}`.")
-            return "failed"
-        delay = RETRY_BACKOFF_S[min(max(attempts - 1, 0), len(RETRY_BACKOFF_S) - 1)]
-        retry_at = datetime.fromtimestamp(now + delay, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        self.mark_group(group_id, "pending", f"attempt {attempts} failed: {reason}; "
-                                             f"retrying after {retry_at} UTC")
-        self.conn.execute("UPDATE groups SET run_requested = 0, retry_after = ? WHERE group_id = ?",
-                          (retry_at, group_id))
+        with write_transaction(self.conn):
+            row = self.conn.execute("SELECT attempts FROM groups WHERE group_id = ?",
+                                    (group_id,)).fetchone()
+            attempts = int(row[0]) if row else 0
+            if attempts >= self.settings.max_attempts:
+                self._set_state(group_id, "failed", f"gave up after {attempts} attempt(s); last: "
+                                f"{reason}. Fix the cause, then `contimg requeue {group_id}`.")
+                return "failed"
+            delay = RETRY_BACKOFF_S[min(max(attempts - 1, 0), len(RETRY_BACKOFF_S) - 1)]
+            retry_at = datetime.fromtimestamp(now + delay, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._set_state(group_id, "pending", f"attempt {attempts} failed: {reason}; retrying "
+                            f"after {retry_at} UTC", run_requested=0, retry_after=retry_at)
         return "pending"
 
     def requeue(self, group_id: str, reason: str) -> str:
@@ -181,6 +185,13 @@ class IngestRegistry:
                               " AND state NOT IN (?, ?, ?, 'writing')",
                               ("collecting", stamp, group_id, *NOT_MEMBERS))
         return state
+
+    def list_groups(self, state: str | None = None, limit: int = 50) -> list[tuple]:
+        """(group_id, state, n_subbands, error) of the newest groups, optionally of one state."""
+        where, params = ("WHERE state = ?", [state]) if state else ("", [])
+        return [tuple(r) for r in self.conn.execute(
+            f"SELECT group_id, state, n_subbands, error FROM groups {where}"
+            " ORDER BY group_id DESC LIMIT ?", (*params, limit)).fetchall()]
 
     def missing_subbands(self, group_id: str) -> list[int]:
         """Subband indices the group has no file for (by the sbNN names)."""
@@ -363,8 +374,7 @@ class IngestRegistry:
                     report.stuck.append(group_iso)
                 continue
             reason = f"its run {run_id or '(unknown)'} ended without finishing (killed?)"
-            self.mark_group(group_iso, "pending", f"requeued: {reason}")
-            self.conn.execute("UPDATE groups SET run_requested = 0 WHERE group_id = ?", (group_iso,))
+            self._set_state(group_iso, "pending", f"requeued: {reason}", run_requested=0)
             report.requeued.append((group_iso, reason))
 
     def _take_ready(self, now: float, run_queued: IsBusy | None) -> list[ReadyGroup]:

@@ -1,0 +1,327 @@
+"""The fault matrix: every way the platform was broken on purpose, one test each.
+
+It grows with every stage. Each test sets up the fault with real parts (real files,
+real SQLite, real Dagster runs, real processes killed, real tmpfs mounts) and asserts
+what an operator must see: nothing lost, nothing stuck, the reason named.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+from dagster import DagsterInstance, build_sensor_context, materialize
+
+from contimg.conversion.group_validation import GroupValidationError, validate_group
+from contimg.conversion.isolation import ConverterCrashedError
+from contimg.conversion.pipeline import convert_into_tree
+from contimg.conversion.staging import estimate_ms_bytes, move_into_place, reap_partial_moves
+from contimg.ingest.group_lock import group_lock
+from contimg.ingest.registry import IngestRegistry
+from contimg.ingest.scanner import scan_incoming
+from contimg.ingest.settings import IngestSettings
+from contimg.layout import resolve_layout
+from contimg.state import StateStore
+from contimg_assets.measurement_set import measurement_set
+from contimg_assets.uvh5_group import uvh5_group
+from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
+from sensors.incoming_files import incoming_files_sensor
+from tests.conftest import REPO, VENV_BIN
+
+OLD = time.time() - 3600
+
+
+# -- ingest: helpers ----------------------------------------------------------------
+
+@pytest.fixture
+def platform(layout_env):
+    """Resources, a layout and an ephemeral Dagster instance, as the sensor and assets use."""
+    storage = StorageLayoutResource()
+    resources = {"storage": storage, "state": StateDatabasesResource(storage=storage),
+                 "notifier": NotifierResource(storage=storage)}
+    return resolve_layout().ensure(), resources, DagsterInstance.ephemeral()
+
+
+def _drop(files, incoming: Path, skip: tuple[str, ...] = ()) -> list[Path]:
+    placed = []
+    for src in files:
+        if Path(src).name.endswith(skip):
+            continue
+        dst = incoming / Path(src).name
+        shutil.copyfile(src, dst)
+        os.utime(dst, (OLD, OLD))
+        placed.append(dst)
+    return placed
+
+
+def _tick(instance, resources):
+    with build_sensor_context(instance=instance, resources=resources) as context:
+        return incoming_files_sensor(context)
+
+
+def _requests(result) -> dict[str, str]:
+    return {r.partition_key: r.run_key for r in getattr(result, "run_requests", [])}
+
+
+def _materialize(group_id, instance, resources, assets=(uvh5_group, measurement_set)):
+    instance.add_dynamic_partitions("observation_groups", [group_id])
+    return materialize(list(assets), partition_key=group_id, instance=instance,
+                       resources=resources, raise_on_error=False,
+                       selection=[a.key for a in assets])
+
+
+def _failure_text(result) -> str:
+    return "\n".join(str(e.event_specific_data.error) for e in result.all_events
+                     if e.is_step_failure)
+
+
+def _registry(layout) -> IngestRegistry:
+    return IngestRegistry(StateStore(layout.state_dir), IngestSettings.from_env())
+
+
+# -- ingest: item 8, one bad name must not stop ingest ------------------------------
+
+def test_bad_names_and_odd_entries_are_rejected_and_the_tick_goes_on(platform, tiny_groups):
+    layout, resources, instance = platform
+    incoming = layout.incoming_dir
+    _drop(tiny_groups[0].files, incoming)
+    odd = {
+        "2025-02-30T00:00:00_sb00.hdf5": "not a real time",
+        "2025-10-13T13:28:03_sb01.hdf5\n": "not a subband file name",
+        "2025-10-13T13:28:0\u0663_sb02.hdf5": "not a subband file name",  # Arabic-Indic 3
+    }
+    for name in odd:
+        (incoming / name).write_bytes(b"x")
+        os.utime(incoming / name, (OLD, OLD))
+    (incoming / "2025-10-13T13:28:03_sb03.hdf5").symlink_to(tiny_groups[1].files[0])
+    os.mkfifo(incoming / "2025-10-13T13:28:03_sb04.hdf5")
+    (incoming / "2025-10-13T13:28:03_sb05.hdf5").mkdir()
+    result = _tick(instance, resources)
+    assert list(_requests(result)) == [tiny_groups[0].group_id]
+    rows = dict(StateStore(layout.state_dir).query(
+        "ingest", "SELECT path, reason FROM subband_files WHERE state = 'rejected'"))
+    for name, why in odd.items():
+        assert why in rows[str(incoming / name)], rows
+    for name, kind in (("sb03", "symlink"), ("sb04", "fifo"), ("sb05", "directory")):
+        assert f"a {kind}, not a regular file" in rows[str(incoming / f"2025-10-13T13:28:03_{name}.hdf5")]
+    assert _tick(instance, resources).__class__.__name__ == "SkipReason"  # and again, no error
+
+
+# -- ingest: item 4, an unexpected header value is a validation failure naming the file
+
+def test_malformed_header_value_fails_validation_naming_the_file(tmp_path, tiny_groups):
+    files = [Path(shutil.copy(f, tmp_path)) for f in tiny_groups[0].files]
+    victim = sorted(files)[5]
+    with h5py.File(victim, "r+") as handle:
+        del handle["Header/Nblts"]
+        handle["Header/Nblts"] = "many"
+    with pytest.raises(GroupValidationError, match=victim.name) as info:
+        validate_group(files)
+    assert "ValueError" in str(info.value) and "Fix:" in str(info.value)
+
+
+def test_missing_subband_is_named(tmp_path, tiny_groups):
+    files = [f for f in tiny_groups[0].files if not f.name.endswith("_sb07.hdf5")]
+    with pytest.raises(GroupValidationError, match=r"missing sb07 \(e\.g\. .*_sb07\.hdf5\)"):
+        validate_group(files)
+
+
+# -- ingest: item 3, a failed group comes back when its file is replaced --------------
+
+def test_replaced_file_of_a_failed_group_is_converted_under_a_new_run_key(platform, tiny_groups):
+    layout, resources, instance = platform
+    group = tiny_groups[0]
+    placed = _drop(group.files, layout.incoming_dir)
+    victim = sorted(placed)[3]
+    good = victim.read_bytes()
+    with open(victim, "r+b") as handle:  # a writer paused past the settle time
+        handle.truncate(len(good) - 4096)
+    os.utime(victim, (OLD, OLD))
+    assert _requests(_tick(instance, resources)) == {group.group_id: f"convert-{group.group_id}"}
+    failed = _materialize(group.group_id, instance, resources)
+    assert not failed.success and victim.name in _failure_text(failed)
+    assert _registry(layout).group_state(group.group_id)[0] == "failed"
+
+    victim.write_bytes(good)  # the writer finishes (or an operator replaces the file)
+    os.utime(victim, (OLD + 60, OLD + 60))
+    _tick(instance, resources)  # sees the change: the file is being written
+    requests = _requests(_tick(instance, resources))
+    assert requests == {group.group_id: f"convert-{group.group_id}-r2"}
+    dupes = StateStore(layout.state_dir).query(
+        "ingest", "SELECT count(*) FROM subband_files WHERE state = 'duplicate'")[0][0]
+    assert dupes == 0, "the replacement must not be kept aside as a duplicate"
+    assert _materialize(group.group_id, instance, resources).success
+    assert _registry(layout).group_state(group.group_id)[0] == "completed"
+
+
+def test_requeue_command_puts_a_failed_group_back_in_line(platform, tiny_groups):
+    layout, resources, instance = platform
+    group = tiny_groups[0]
+    _drop(group.files, layout.incoming_dir)
+    _tick(instance, resources)
+    _registry(layout).mark_group(group.group_id, "failed", "a problem since fixed")
+    assert _tick(instance, resources).__class__.__name__ == "SkipReason"
+    done = subprocess.run([str(VENV_BIN / "contimg"), "requeue", group.group_id],
+                          capture_output=True, text=True, env=dict(os.environ), cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert _requests(_tick(instance, resources)) == {group.group_id: f"convert-{group.group_id}-r2"}
+    unknown = subprocess.run([str(VENV_BIN / "contimg"), "requeue", "2020-01-01T00:00:00"],
+                             capture_output=True, text=True, env=dict(os.environ), cwd=REPO)
+    assert unknown.returncode == 2 and "unknown group 2020-01-01T00:00:00" in unknown.stderr
+
+
+# -- ingest: item 4, a transient failure is retried under a new run key ---------------
+
+def test_no_room_to_stage_defers_the_group_and_retries_with_a_new_key(platform, tiny_groups,
+                                                                       tmp_path):
+    layout, resources, instance = platform
+    group = tiny_groups[0]
+    _drop(group.files, layout.incoming_dir)
+    _tick(instance, resources)
+    with _small_tmpfs(tmp_path / "full", "16k") as full:
+        os.environ["CONTIMG_TMPFS_DIR"] = str(full / "shm")
+        os.environ["CONTIMG_TMP_DIR"] = str(full / "tmp")
+        try:
+            result = _materialize(group.group_id, instance, resources)
+        finally:
+            del os.environ["CONTIMG_TMPFS_DIR"], os.environ["CONTIMG_TMP_DIR"]
+    assert not result.success and "no room to stage" in _failure_text(result)
+    state, error, _ = _registry(layout).group_state(group.group_id)
+    assert state == "pending" and "retrying after" in error
+    assert _tick(instance, resources).__class__.__name__ == "SkipReason"  # backoff first
+    later = _registry(layout).update(scan_incoming(layout.incoming_dir), time.time() + 120,
+                                     lock_held=lambda g: False, run_queued=lambda g: False)
+    assert [r.run_key for r in later.ready] == [f"convert-{group.group_id}-r2"]
+
+
+# -- ingest: item 5, a killed run does not leave its group in_progress forever --------
+
+_HOLDER = """
+import sys, time
+from contimg.ingest.group_lock import group_lock
+from contimg.ingest.registry import IngestRegistry
+from contimg.ingest.settings import IngestSettings
+from contimg.layout import resolve_layout
+from contimg.state import StateStore
+layout = resolve_layout()
+with group_lock(layout, sys.argv[1]):
+    IngestRegistry(StateStore(layout.state_dir), IngestSettings.from_env()).start(sys.argv[1], "r1")
+    print("holding", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_killed_run_returns_its_group_to_the_queue(platform, tiny_groups):
+    layout, resources, instance = platform
+    group = tiny_groups[0]
+    _drop(group.files, layout.incoming_dir)
+    _tick(instance, resources)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, group.group_id],
+                              stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        assert _tick(instance, resources).__class__.__name__ == "SkipReason"  # alive: left alone
+        assert _registry(layout).group_state(group.group_id)[0] == "in_progress"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert _requests(_tick(instance, resources)) == {group.group_id: f"convert-{group.group_id}-r2"}
+    assert "killed" in _registry(layout).group_state(group.group_id)[1]
+
+
+def test_partial_copy_left_by_a_killed_move_is_reaped(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    target_dir = tmp_path / "ms" / "science" / "2025-10-13"
+    leftover = target_dir / f".2025-10-13T13:28:03.ms.partial-{dead.pid}"
+    leftover.mkdir(parents=True)
+    mine = target_dir / f".2025-10-13T13:33:12.ms.partial-{os.getpid()}"
+    mine.mkdir()
+    assert reap_partial_moves(target_dir) == [leftover]
+    assert mine.exists(), "a live process's copy is left alone"
+    source = tmp_path / "src.ms"
+    source.mkdir()
+    move_into_place(source, target_dir / "2025-10-13T13:38:21.ms")
+    assert (target_dir / "2025-10-13T13:38:21.ms").is_dir()
+
+
+# -- ingest: item 6, a second materialisation or a concurrent run changes nothing -----
+
+def test_rematerialising_a_converted_group_is_refused_without_touching_anything(platform,
+                                                                                 tiny_groups):
+    layout, resources, instance = platform
+    group = tiny_groups[1]
+    _drop(group.files, layout.incoming_dir)
+    _tick(instance, resources)
+    assert _materialize(group.group_id, instance, resources).success
+    store = StateStore(layout.state_dir)
+    before = [tuple(r) for r in store.query("products", "SELECT * FROM ms_index")]
+    again = _materialize(group.group_id, instance, resources)
+    assert not again.success and "already converted" in _failure_text(again)
+    assert _registry(layout).group_state(group.group_id)[0] == "completed"
+    assert [tuple(r) for r in store.query("products", "SELECT * FROM ms_index")] == before
+    assert not list(layout.ms_dir.glob("failed/*/*.ms")), "nothing quarantined"
+
+
+def test_two_runs_of_one_group_never_share_a_workspace(platform, tiny_groups):
+    layout, resources, instance = platform
+    group = tiny_groups[0]
+    _drop(group.files, layout.incoming_dir)
+    _tick(instance, resources)
+    with group_lock(layout, group.group_id):  # a first run is converting it
+        second = _materialize(group.group_id, instance, resources, assets=(measurement_set,))
+    assert not second.success and "being converted by another run" in _failure_text(second)
+    assert _registry(layout).group_state(group.group_id)[0] == "pending"
+    assert _materialize(group.group_id, instance, resources, assets=(measurement_set,)).success
+
+
+# -- ingest: item 7, a full tmpfs is a recorded failure, not an aborted process -------
+
+class _small_tmpfs:
+    """A real tmpfs of `size` mounted at `path` (the platform runs as root here)."""
+
+    def __init__(self, path: Path, size: str) -> None:
+        self.path, self.size = path, size
+
+    def __enter__(self) -> Path:
+        self.path.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.size}", "tmpfs",
+                        str(self.path)], check=True)
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["umount", str(self.path)], check=True)
+
+
+def test_tmpfs_filling_up_mid_write_is_a_recorded_failure(layout_env, tiny_groups, tmp_path):
+    layout = resolve_layout().ensure()
+    store = StateStore(layout.state_dir)
+    group = tiny_groups[0]
+    with _small_tmpfs(tmp_path / "shm", "256k") as shm:
+        crowded = resolve_layout({**os.environ, "CONTIMG_TMPFS_DIR": str(shm / "contimg")})
+
+        def lying_free(path: Path) -> int:  # a neighbour fills tmpfs after the check
+            return 10 * 1024**3
+
+        with pytest.raises(ConverterCrashedError, match="SIGABRT"):
+            convert_into_tree(group.group_id, group.files, crowded, store, free=lying_free)
+        assert not any((shm / "contimg").iterdir()), "workspace removed"
+    assert not list(layout.ms_dir.glob("science/*/*.ms")) + list(layout.ms_dir.glob("calibrators/*/*.ms"))
+    status = store.query("products", "SELECT kind, status FROM ms_index")[0]
+    assert status["kind"] == "failed" and "ConverterCrashedError" in status["status"]
+
+
+def test_staging_estimate_covers_what_is_written(layout_env, tiny_groups):
+    layout = resolve_layout().ensure()
+    outcome = convert_into_tree(tiny_groups[0].group_id, tiny_groups[0].files, layout,
+                                StateStore(layout.state_dir))
+    plan = validate_group(tiny_groups[0].files)
+    estimate = estimate_ms_bytes(plan.n_blts, plan.n_channels, len(plan.polarizations))
+    assert outcome.size_bytes <= estimate <= 1.5 * outcome.size_bytes
