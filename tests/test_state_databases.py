@@ -1,16 +1,30 @@
+import json
 import multiprocessing as mp
+import os
+import shutil
 import sqlite3
+import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from contimg.doctor import quick_check
 from contimg.layout import resolve_layout
-from contimg.state import StateStore
-from contimg.state.connection import connect, migrate, utc_now
+from contimg.state import DATABASES, StateStore
+from contimg.state.connection import (
+    MARKER_NAME,
+    CorruptDatabaseError,
+    MissingDatabaseError,
+    connect,
+    known_databases,
+    migrate,
+    utc_now,
+)
 from contimg.state.discovery import find_products
 from contimg.state.schema import latest_version
+from tests.conftest import VENV_BIN
 
 WRITERS = 8
 SECONDS = 4.0
@@ -129,3 +143,92 @@ def test_discovery_asks_the_database_first_then_globs(layout_env):
 def test_unknown_database_is_rejected(tmp_path: Path):
     with pytest.raises(ValueError, match="unknown state database"):
         migrate(sqlite3.connect(":memory:"), "nope")
+
+
+def _open_in_new_process(state_dir: Path, database: str) -> subprocess.CompletedProcess:
+    """Open one database from a fresh interpreter (no memory of this process's opens)."""
+    code = ("import sys; from contimg.state import StateStore; "
+            f"StateStore(sys.argv[1]).connection({database!r}); print('opened')")
+    return subprocess.run([str(VENV_BIN / "python"), "-c", code, str(state_dir)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_first_creation_on_an_empty_state_dir_records_the_databases(tmp_path: Path):
+    state_dir = tmp_path / "state"
+    with StateStore(state_dir) as store:
+        store.migrate_all()
+    assert known_databases(state_dir) == set(DATABASES)
+    assert json.loads((state_dir / MARKER_NAME).read_text())["databases"].keys() == set(DATABASES)
+
+
+def test_a_deleted_database_is_refused_not_recreated_empty(tmp_path: Path):
+    with StateStore(tmp_path) as store:
+        store.log_move("/a", "/b", action="move")
+    for path in tmp_path.glob("products.sqlite3*"):
+        path.unlink()
+    with pytest.raises(MissingDatabaseError, match="contimg restore") as caught:
+        StateStore(tmp_path).connection("products")
+    assert str(tmp_path / "products.sqlite3") in str(caught.value)
+    other = _open_in_new_process(tmp_path, "products")  # knows only the marker
+    assert other.returncode != 0 and "MissingDatabaseError" in other.stderr
+    assert not (tmp_path / "products.sqlite3").exists(), "nothing was recreated"
+    assert StateStore(tmp_path).query("ingest", "SELECT count(*) FROM groups")[0][0] == 0
+
+
+def test_an_emptied_database_is_refused(tmp_path: Path):
+    StateStore(tmp_path).migrate_all()
+    for path in tmp_path.glob("ingest.sqlite3*"):
+        path.unlink()
+    (tmp_path / "ingest.sqlite3").write_bytes(b"")  # e.g. truncated by `> ingest.sqlite3`
+    result = _open_in_new_process(tmp_path, "ingest")
+    assert result.returncode != 0 and "is empty" in result.stderr
+
+
+def test_a_wiped_state_dir_is_refused_by_a_process_that_had_it_open(tmp_path: Path):
+    state_dir = tmp_path / "state"
+    StateStore(state_dir).migrate_all()
+    shutil.rmtree(state_dir)  # marker gone too: this process still remembers
+    with pytest.raises(MissingDatabaseError):
+        StateStore(state_dir).connection("ingest")
+
+
+def test_a_corrupt_database_is_named(tmp_path: Path):
+    StateStore(tmp_path).migrate_all()
+    for path in tmp_path.glob("cal_registry.sqlite3-*"):
+        path.unlink()
+    (tmp_path / "cal_registry.sqlite3").write_bytes(b"\x00garbage" * 4096)
+    with pytest.raises(CorruptDatabaseError, match="cal_registry.sqlite3"):
+        StateStore(tmp_path).connection("cal_registry")
+
+
+def test_doctor_quick_checks_and_names_the_broken_database(layout_env):
+    layout = resolve_layout().ensure()
+    StateStore(layout.state_dir).migrate_all()
+    good = subprocess.run([str(VENV_BIN / "contimg"), "doctor"], capture_output=True, text=True,
+                          timeout=300)
+    assert "ingest v" in good.stdout and "PROBLEM: state" not in good.stdout
+    path = layout.database_path("products")
+    for extra in layout.state_dir.glob("products.sqlite3-*"):
+        extra.unlink()
+    path.write_bytes(os.urandom(path.stat().st_size))  # garbage over the whole file
+    bad = subprocess.run([str(VENV_BIN / "contimg"), "doctor"], capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode != 0
+    problems = [ln for ln in bad.stdout.splitlines() if ln.startswith("PROBLEM: state")]
+    assert len(problems) == 1 and "products" in problems[0] and "contimg restore" in problems[0]
+    assert "quick_check" in problems[0]
+
+
+def test_a_partly_damaged_database_fails_quick_check(tmp_path: Path):
+    with StateStore(tmp_path) as store:
+        for n in range(2000):
+            store.log_move(f"/a/{n}" * 10, f"/b/{n}" * 10, action="move")
+        store.connection("products").execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    path = tmp_path / "products.sqlite3"
+    assert quick_check(path) == "ok"
+    data = bytearray(path.read_bytes())
+    page = 4096
+    for number in range(2, 6):  # b-tree page headers; the file header (page 1) stays intact
+        data[number * page: number * page + 12] = b"\xff" * 12
+    path.write_bytes(bytes(data))
+    assert quick_check(path) != "ok"

@@ -22,7 +22,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -127,6 +127,13 @@ class StateStore:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def __del__(self) -> None:
+        # A store dropped without close() (e.g. `StateStore(d).query(...)`) must not leave
+        # connections open until the cycle collector runs: sqlite3 connections reference
+        # themselves through their statement cache, so only an explicit close is prompt.
+        with suppress(Exception):  # at interpreter shutdown there is nothing left to do
+            self.close()
 
     def path(self, database: str) -> Path:
         """File path of one database, e.g. state/products.sqlite3."""
