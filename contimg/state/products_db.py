@@ -127,3 +127,10 @@ def registered_ms(store: StateStore, group_id: str) -> sqlite3.Row | None:
     rows = store.query("products", "SELECT path, kind, status FROM ms_index WHERE group_id = ?",
                        (group_id,))
     return rows[0] if rows else None
+
+
+def archive_name_taken(store: StateStore, table: str, staged: str, row_id: int) -> bool:
+    """True when another product already recorded this staged archive name."""
+    rows = store.query("products", f"SELECT 1 FROM {_archived_table(table)}"
+                                   " WHERE archive_staged = ? AND id != ? LIMIT 1", (staged, row_id))
+    return bool(rows)
