@@ -2,6 +2,7 @@
 alert payloads delivered once per crossing to a real local HTTP server."""
 
 import json
+import re
 import socket
 import subprocess
 import time
@@ -10,8 +11,11 @@ from pathlib import Path
 import pytest
 import requests
 from dagster import AssetCheckSeverity, materialize
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from contimg.layout import resolve_layout
+from contimg.ops.metrics import registry_for
 from contimg.ops.storage_usage import observe_storage
 from contimg.ops.usage_history import (
     append_observation,
@@ -19,6 +23,7 @@ from contimg.ops.usage_history import (
     days_until_full,
     growth_per_day,
 )
+from contimg.state import StateStore
 from contimg_assets.storage_usage import storage_usage
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 from tests.conftest import VENV_BIN
@@ -196,3 +201,59 @@ def test_area_walk_cache_matches_a_full_walk_and_follows_changes(layout_env, tmp
     (day / "2025-10-13T13:28:03.ms" / "table.f3").write_bytes(b"z" * 5)
     updated = science(cache_file=cache_file)
     assert (updated.file_count, updated.bytes) == (5, 2025)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _scrape(port: int) -> requests.Response:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline, "the metrics server never answered"
+            time.sleep(0.3)
+
+
+def test_metrics_keep_serving_when_a_database_is_corrupt(layout_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONTIMG_FAKE_DISK_USAGE", str(_fake(tmp_path, {"fast_disk_free_gb": 321})))
+    layout = resolve_layout().ensure()
+    with StateStore(layout.state_dir) as store:
+        store.execute("ingest", "INSERT INTO groups (group_id, state, first_seen, updated)"
+                      " VALUES ('g1', 'failed', 'now', 'now')")
+    for extra in layout.state_dir.glob("products.sqlite3-*"):
+        extra.unlink()
+    products = layout.database_path("products")
+    products.write_bytes(b"not a database " * 1000)  # garbage over the whole file
+    port = _free_port()
+    server = subprocess.Popen([str(VENV_BIN / "contimg"), "metrics", "serve", "--port", str(port)],
+                              stderr=subprocess.DEVNULL)
+    try:
+        reply = _scrape(port)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert reply.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(reply.text)}
+    ok = {s.labels["database"]: s.value for s in families["contimg_state_database_ok"].samples}
+    assert ok == {"ingest": 1.0, "cal_registry": 1.0, "products": 0.0, "master_sources": 1.0}
+    assert "contimg_stage_disk_free_gb 321.0" in reply.text
+    assert "contimg_group_failures_total 1.0" in reply.text, "the ingest families still served"
+    assert "contimg_groups_converted_total" not in reply.text, "products families are dropped"
+    assert products.read_bytes().startswith(b"not a database"), "the broken file is left alone"
+
+
+def test_total_metrics_are_counters(layout_env):
+    layout = resolve_layout().ensure()
+    text = generate_latest(registry_for(layout)).decode()
+    assert re.search(r"^# TYPE contimg_groups_converted(_total)? counter$", text, re.M)
+    assert re.search(r"^# TYPE contimg_group_failures(_total)? counter$", text, re.M)
+    assert "contimg_groups_converted_total 0.0" in text
+    types = {f.name: f.type for f in text_string_to_metric_families(text)}
+    assert types["contimg_groups_converted"] == "counter"
+    assert types["contimg_group_failures"] == "counter"
+    assert types["contimg_stage_disk_free_gb"] == "gauge"
