@@ -44,10 +44,14 @@ def _retention(args: argparse.Namespace, layout, store: StateStore) -> int:
     """Print the plan (and the free-space floor); delete only with --apply."""
     from contimg.ops.retention import RetentionPolicy, apply_retention, plan_retention
 
-    policy = RetentionPolicy.from_env()
-    if args.min_free_gb is not None:
-        policy = policy.with_floor(args.min_free_gb)
-    plan = plan_retention(layout, store, policy)
+    try:
+        policy = RetentionPolicy.from_env()
+        if args.min_free_gb is not None:
+            policy = policy.with_floor(args.min_free_gb)
+        plan = plan_retention(layout, store, policy)
+    except ValueError as exc:  # a bad setting or fake free-space file: say which, no traceback
+        print(f"contimg retention: error: {exc}", file=sys.stderr)
+        return 2
     print("\n".join(plan.lines()) or "nothing is past its retention age")
     if args.apply:
         print(f"deleted {len(apply_retention(store, plan))} file(s)")

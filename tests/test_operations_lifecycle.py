@@ -419,3 +419,39 @@ def test_retention_asset_alerts_below_the_floor_and_applies_when_told(lifecycle,
         time.sleep(0.1)
     floor = [p["contimg"] for p in received if p["contimg"]["kind"] == "retention_floor"]
     assert len(floor) == 1 and floor[0]["deleted"] == [str(science)]
+
+
+def test_products_sharing_a_name_never_collide_on_the_remote(lifecycle):
+    """Two images with one stem (different directories) get two remote copies."""
+    layout, store, remote = lifecycle
+    first, _ = _image(layout, "2025-10-13T13:28:03", 1)
+    other_dir = layout.images_dir / "reprocessed"
+    other_dir.mkdir()
+    second = other_dir / first.name
+    fits.PrimaryHDU(np.full((8, 8), 2.0, np.float32)).writeto(second)
+    for path in (first, second):
+        _register(store, path)
+    report = archive_products(layout, store)
+    assert len(set(report.images)) == 2
+    rows = store.query("products", "SELECT path, archive_path FROM images ORDER BY id")
+    assert fits.getdata(rows[1]["archive_path"], 1)[0, 0] == 2.0
+    assert fits.getdata(rows[0]["archive_path"], 1)[64, 64] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_rearchive_keeps_the_earlier_copy_in_the_audit_and_cli_names_bad_input(lifecycle, tmp_path,
+                                                                              monkeypatch, capsys):
+    from contimg.cli import main
+
+    layout, store, _ = lifecycle
+    path, _ = _image(layout, "2025-10-13T13:28:03", 1)
+    _register(store, path)
+    first = archive_products(layout, store)
+    fits.PrimaryHDU(np.zeros((4, 4), np.float32)).writeto(path, overwrite=True)
+    apply_retention(store, plan_retention(layout, store, RetentionPolicy({"images": 0})))
+    audit = store.query("products", "SELECT destination FROM file_moves WHERE action = 'rearchive'")
+    assert [a[0] for a in audit] == [f"{first.remote}/{first.images[0]}"]
+    fake = tmp_path / "broken.json"
+    fake.write_text("{not json")
+    monkeypatch.setenv("CONTIMG_FAKE_DISK_USAGE", str(fake))
+    assert main(["retention", "--min-free-gb", "1"]) == 2
+    assert "CONTIMG_FAKE_DISK_USAGE" in capsys.readouterr().err

@@ -28,7 +28,12 @@ from contimg.ops.rclone_remote import copy_verified, remote_path
 from contimg.settings import load_settings
 from contimg.state import StateStore
 from contimg.state.connection import write_transaction
-from contimg.state.products_db import products_to_archive, record_archived, record_move
+from contimg.state.products_db import (
+    archive_name_taken,
+    products_to_archive,
+    record_archived,
+    record_move,
+)
 
 DITHER_SEED_CHECKSUM = -1  # dither seeded from the data: the same image compresses to the same bytes
 
@@ -115,10 +120,11 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def archive_name(source: Path, suffix: str, source_sha256: str, previous: str | None) -> str:
-    """`<stem><suffix>`; a re-archive (an earlier copy exists under `previous`) carries the
-    new content's checksum so it sits beside the earlier copy instead of replacing it."""
-    if previous is None:
+def archive_name(source: Path, suffix: str, source_sha256: str, plain_free: bool) -> str:
+    """`<stem><suffix>` when that name is free; otherwise (a re-archive, a product of the
+    same stem elsewhere, a leftover staged file) `<stem>.<sha12><suffix>`, named by the
+    content, so it sits beside the earlier copy instead of colliding with it."""
+    if plain_free:
         return f"{source.stem}{suffix}"
     return f"{source.stem}.{source_sha256[:12]}{suffix}"
 
@@ -133,7 +139,7 @@ def archive_products(layout: StorageLayout, store: StateStore,
     for table, folder, suffix in (("images", "images", ".fits.fz"),
                                   ("mosaics", "images/mosaics", ".tar.gz")):
         for row in products_to_archive(store, table):
-            item = _stage(layout, table, row, folder, suffix, settings)
+            item = _stage(layout, store, table, row, (folder, suffix), settings)
             if item is None:
                 report.skipped.append(row["path"])
                 continue
@@ -144,16 +150,19 @@ def archive_products(layout: StorageLayout, store: StateStore,
     return report
 
 
-def _stage(layout: StorageLayout, table: str, row, folder: str, suffix: str,
+def _stage(layout: StorageLayout, store: StateStore, table: str, row, naming: tuple[str, str],
            settings: CompressionSettings) -> Staged | None:
     """Compress or tar one product into the staging area; None when the source is gone
     or changed while it was read (it is tried again next run, never half-recorded)."""
-    source = Path(row["path"])
+    source, (folder, suffix) = Path(row["path"]), naming
     try:
         before = sha256(source)
     except FileNotFoundError:
         return None
-    relative = f"{folder}/{archive_name(source, suffix, before, row['archive_staged'])}"
+    plain = f"{folder}/{source.stem}{suffix}"
+    plain_free = (row["archive_staged"] is None and not (layout.archive_dir / plain).exists()
+                  and not archive_name_taken(store, table, plain, row["id"]))
+    relative = f"{folder}/{archive_name(source, suffix, before, plain_free)}"
     target = layout.archive_dir / relative
     digest = (compress_image(source, target, settings) if table == "images"
               else tar_mosaic(source, target))

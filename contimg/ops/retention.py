@@ -319,6 +319,8 @@ def _product_verdict(row, path: Path) -> tuple[str, str]:
     """Delete only what is archived, verified remotely, and unchanged locally since."""
     if not row["archive_path"]:
         return "keep", "not yet archived"
+    if not path.exists():
+        return "keep", "file vanished"
     local = _local_change(row, path)
     if local is not None:
         return "rearchive", local
@@ -333,10 +335,7 @@ def _local_change(row, path: Path) -> str | None:
     expected = row["archive_source_sha256"]
     if not expected:
         return "archived before source checksums were recorded: kept, marked for re-archive"
-    try:
-        actual = sha256(path)
-    except FileNotFoundError:
-        return "file vanished: kept"
+    actual = sha256(path)
     if actual != expected:
         return (f"changed since it was archived (now {actual[:12]}..., archived "
                 f"{expected[:12]}...): kept, marked for re-archive")
@@ -425,7 +424,7 @@ def _still_safe(store: StateStore, item: PlanItem) -> bool:
         rows = [r for r in ms_for_retention(store) if r["path"] == item.path]
         return bool(rows) and _ms_verdict(rows[0]["status"], path)[0] == "delete"
     row = archived_product(store, ARCHIVED_TYPES[item.data_type], item.path)
-    if row is None or not row["archive_path"]:
+    if row is None or not row["archive_path"] or not path.is_file():
         return False
     if _local_change(row, path) is not None:
         _mark_rearchive(store, replace(item, action="rearchive"))
@@ -466,12 +465,15 @@ def _delete(store: StateStore, item: PlanItem) -> bool:
 
 
 def _mark_rearchive(store: StateStore, item: PlanItem) -> None:
-    """Clear the archive record so the next archive run stages the current content."""
+    """Clear the archive record so the next archive run stages the current content; the
+    audit row keeps where the earlier copy is (it stays on the remote)."""
+    table = ARCHIVED_TYPES[item.data_type]
+    row = archived_product(store, table, item.path)
     conn = store.connection("products")
     with write_transaction(conn):
-        mark_for_rearchive(conn, ARCHIVED_TYPES[item.data_type], item.path)
-        record_move(conn, item.path, "", action="rearchive", actor="retention",
-                    reason=item.reason[:2000])
+        mark_for_rearchive(conn, table, item.path)
+        record_move(conn, item.path, (row["archive_path"] if row else None) or "",
+                    action="rearchive", actor="retention", reason=item.reason[:2000])
 
 
 def _directory_bytes(path: Path) -> int:
