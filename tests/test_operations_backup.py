@@ -1,12 +1,17 @@
 """Backups: consistent under concurrent writers, shipped and verified with the real rclone,
 pruned only when safe, and restored end to end by the operator command."""
 
+import hashlib
+import json
 import multiprocessing as mp
 import os
+import socket
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from dagster import materialize
 
 from contimg.layout import resolve_layout
@@ -18,7 +23,12 @@ from contimg.ops.backup import (
     ship_backup,
 )
 from contimg.state import StateStore
-from contimg.state.connection import utc_now, write_transaction
+from contimg.state.connection import (
+    STATE_LOCK_NAME,
+    state_lock_holders,
+    utc_now,
+    write_transaction,
+)
 from contimg_assets.state_backup import state_backup
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 from tests.conftest import VENV_BIN
@@ -121,3 +131,140 @@ def test_restore_command_brings_back_the_backed_up_rows(layout_env):
     assert (aside / "products.sqlite3").exists(), "the replaced databases are kept"
     assert datetime.strptime(aside.name[len("pre-restore-"):], BACKUP_FORMAT)
     assert os.path.getsize(aside / "products.sqlite3") > 0
+
+
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from contimg.state import StateStore
+store = StateStore(sys.argv[1])
+n = 0
+while not Path(sys.argv[2]).exists():
+    store.log_move(f"/w/{n}", f"/x/{n}", action="move")
+    n += 1
+    if n == 1:
+        print("writing", flush=True)
+    time.sleep(0.01)
+store.close()
+print(n, flush=True)
+"""
+
+
+def _restore(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(VENV_BIN / "contimg"), "restore", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_backup_manifest_carries_a_sha256_per_file(layout_env):
+    layout = resolve_layout().ensure()
+    StateStore(layout.state_dir).migrate_all()
+    backup = backup_databases(layout)
+    manifest = json.loads((backup.path / "manifest.json").read_text())
+    assert set(manifest["files"]) == {f"{name}.sqlite3" for name in manifest["row_counts"]}
+    for name, entry in manifest["files"].items():
+        data = (backup.path / name).read_bytes()
+        assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def test_restore_refuses_while_a_writer_holds_the_databases(layout_env, tmp_path):
+    layout = resolve_layout().ensure()
+    StateStore(layout.state_dir).migrate_all()
+    backup = backup_databases(layout)
+    stop = tmp_path / "stop"
+    writer = subprocess.Popen([str(VENV_BIN / "python"), "-c", _HOLDER, str(layout.state_dir),
+                               str(stop)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+        dry = _restore("--backup", backup.path.name)
+        assert dry.returncode == 0 and "stop the platform first" in dry.stdout
+        refused = _restore("--backup", backup.path.name, "--yes")
+        assert refused.returncode == 2
+        assert "stop the platform first: 1 process(es)" in refused.stderr
+        assert str(writer.pid) in refused.stderr and "Traceback" not in refused.stderr
+    finally:
+        stop.write_text("")
+        written = int(writer.communicate(timeout=60)[0].split()[-1])
+    assert not list(layout.state_dir.glob("pre-restore-*")), "nothing was moved aside"
+    with StateStore(layout.state_dir) as store:  # the writer's rows, all of them, are live
+        assert store.query("products", "SELECT count(*) FROM file_moves")[0][0] == written
+    done = _restore("--backup", backup.path.name, "--yes")
+    assert done.returncode == 0, done.stderr
+    with StateStore(layout.state_dir) as store:
+        assert store.query("products", "SELECT count(*) FROM file_moves")[0][0] == 0
+
+
+def test_restore_refuses_while_the_metrics_server_runs(layout_env):
+    layout = resolve_layout().ensure()
+    StateStore(layout.state_dir).migrate_all()
+    backup = backup_databases(layout)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([str(VENV_BIN / "contimg"), "metrics", "serve", "--port", str(port)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert "serving" in server.stdout.readline()
+        deadline = time.monotonic() + 60
+        while not state_lock_holders(layout.state_dir / STATE_LOCK_NAME):
+            assert time.monotonic() < deadline, "the server never took the state lock"
+            time.sleep(0.2)
+        refused = _restore("--backup", backup.path.name, "--yes")
+        assert refused.returncode == 2 and "stop the platform first" in refused.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert _restore("--backup", backup.path.name, "--yes").returncode == 0
+
+
+def _flip_bytes(backup: Path) -> None:
+    path = backup / "ingest.sqlite3"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _edit_manifest(backup: Path, change) -> None:
+    path = backup / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+TAMPERING = {
+    "bytes changed": (_flip_bytes, "does not match the sha256"),
+    "file missing": (lambda b: (b / "products.sqlite3").unlink(), "missing from the backup set"),
+    "manifest garbage": (lambda b: (b / "manifest.json").write_bytes(b"\x00{not json\xff"),
+                         "not JSON"),
+    "manifest a list": (lambda b: (b / "manifest.json").write_text("[1, 2]"), "lists no databases"),
+    "manifest missing": (lambda b: (b / "manifest.json").unlink(), "no manifest.json"),
+    "row count edited": (lambda b: _edit_manifest(
+        b, lambda m: m["row_counts"]["products"].update(file_moves=99)), "row counts differ"),
+    "checksum edited": (lambda b: _edit_manifest(
+        b, lambda m: m["files"]["products.sqlite3"].update(sha256="0" * 64)),
+        "does not match the sha256"),
+    "checksums removed": (lambda b: _edit_manifest(b, lambda m: m.pop("files")),
+                          "carries no checksums"),
+    "unknown database": (lambda b: _edit_manifest(
+        b, lambda m: m["row_counts"].update({"../../evil": {}})), "unknown databases"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERING))
+def test_a_tampered_backup_is_refused_with_a_clear_message(layout_env, case):
+    layout = resolve_layout().ensure()
+    with StateStore(layout.state_dir) as store:
+        store.migrate_all()
+        store.log_move("/a", "/b", action="move")
+    backup = backup_databases(layout).path
+    with StateStore(layout.state_dir) as store:
+        store.log_move("/c", "/d", action="move")
+    tamper, message = TAMPERING[case]
+    tamper(backup)
+    for extra in ((), ("--yes",)):
+        result = _restore("--backup", backup.name, *extra)
+        assert result.returncode == 2, result.stdout
+        assert "contimg restore: error:" in result.stderr and message in result.stderr
+        assert "Traceback" not in result.stderr + result.stdout
+    assert not list(layout.state_dir.glob("pre-restore-*"))
+    with StateStore(layout.state_dir) as store:
+        assert store.query("products", "SELECT count(*) FROM file_moves")[0][0] == 2
