@@ -21,7 +21,6 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("doctor", help="print the layout, free space and tool versions")
     _add_simulate(commands)
     _add_convert(commands)
-    _add_bench(commands)
     metrics = commands.add_parser("metrics", help="Prometheus metrics")
     metrics_what = metrics.add_subparsers(dest="metrics_command", required=True)
     serve = metrics_what.add_parser("serve", help="serve /metrics on a loopback port")
@@ -51,10 +50,6 @@ def main(argv: list[str] | None = None) -> int:
         return run_doctor()
     if args.command == "convert":
         return _convert(args)
-    if args.command == "bench":
-        from contimg.benchmarks import run_benchmark
-
-        return run_benchmark(args)
     return _simulate(args)
 
 
@@ -164,20 +159,6 @@ def _convert(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {report.n_rows} rows x {report.n_channels} channels, phase centre "
           f"RA {ra:.4f} Dec {dec:.4f} deg, {time.perf_counter() - began:.1f} s")
     return 0
-
-
-def _add_bench(commands: argparse._SubParsersAction) -> None:
-    bench = commands.add_parser("bench", help="benchmarks (not tests): print figures and ratios")
-    which = bench.add_subparsers(dest="benchmark", required=True)
-    conv = which.add_parser("conversion", help="our converter vs pyuvdata on one group")
-    conv.add_argument("--size", default="full", help="simulator size preset")
-    conv.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench"),
-                      help="where to simulate (reused when present) and write")
-    sens = which.add_parser("sensor", help="one incoming-sensor tick over many files")
-    sens.add_argument("--files", type=int, default=31000, help="files in the incoming directory")
-    sens.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench-sensor"))
-    part = which.add_parser("partitions", help="a year of group partitions in Dagster")
-    part.add_argument("--count", type=int, default=100_000, help="partition keys to create")
 
 
 def _add_simulate(commands: argparse._SubParsersAction) -> None:

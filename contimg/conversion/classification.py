@@ -8,11 +8,10 @@ import numpy as np
 from astropy.time import Time
 
 from contimg.catalogs.vlacals import Calibrator, load_calibrators
-from contimg.simulation.instrument import SITE_LON_DEG
+from contimg.instrument import SIDEREAL_DAY_S, SITE_LON_DEG
 
 DEFAULT_FLUX_FLOOR_JY = 5.0
 DEFAULT_MAX_DEC_OFFSET_DEG = 1.5  # FWHM is 3.3-4 deg: well inside the primary beam
-SIDEREAL_DAY_S = 86164.0905
 
 
 @dataclass(frozen=True)

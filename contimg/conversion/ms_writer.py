@@ -21,10 +21,9 @@ import numpy as np
 from contimg.conversion.group_validation import GroupPlan, SubbandHeader, validate_group
 from contimg.conversion.ms_skeleton import AIPS_TO_CASA_CORR, MsDescription, create_ms
 from contimg.conversion.rephasing import Rephasing, plan_rephasing
+from contimg.instrument import DISH_DIAMETER_M, MJD_OFFSET_JD, SECONDS_PER_DAY
 
-SECONDS_PER_DAY = 86400.0
-MJD_OFFSET_JD = 2400000.5
-DEFAULT_DISH_M = 4.65  # DSA-110 dishes, when a file does not say
+DEFAULT_DISH_M = DISH_DIAMETER_M  # when a file does not say
 
 
 @dataclass

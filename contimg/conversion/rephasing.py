@@ -21,8 +21,7 @@ from pyuvdata.utils.phasing import (
 
 from contimg.astro_offline import configure_offline_astropy
 from contimg.conversion.uvh5_header import HeaderMetadata, read_header_metadata
-
-SPEED_OF_LIGHT = 299_792_458.0
+from contimg.instrument import SPEED_OF_LIGHT_M_S
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class Rephasing:
 
     def phasor(self, freq_hz: float) -> np.ndarray:
         """exp(-2πi ν Δw / c) for each row: multiplies the file's visibilities."""
-        return np.exp(-2j * np.pi * freq_hz * self.delta_w_m / SPEED_OF_LIGHT)
+        return np.exp(-2j * np.pi * freq_hz * self.delta_w_m / SPEED_OF_LIGHT_M_S)
 
 
 def plan_rephasing(path: Path) -> Rephasing:

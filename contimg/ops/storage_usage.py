@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from contimg.layout import StorageLayout
+from contimg.settings import load_settings
 
 GB = 1e9
 
@@ -86,7 +87,7 @@ def volume_usage(layout: StorageLayout, fake_file: str | None = None
     fast = _disk_usage(layout.ms_dir)
     tmpfs = _disk_usage(layout.tmpfs_root) if layout.tmpfs_usable() else DiskUsage(0, 0, 0)
     fake = _read_fake(fake_file if fake_file is not None
-                      else os.environ.get("CONTIMG_FAKE_DISK_USAGE"))
+                      else str(load_settings()["CONTIMG_FAKE_DISK_USAGE"]))
     if "fast_disk_free_gb" in fake:
         free = int(float(fake["fast_disk_free_gb"]) * GB)
         fast = DiskUsage(max(fast.total, free), max(fast.total - free, 0), free)

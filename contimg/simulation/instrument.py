@@ -9,23 +9,26 @@ from pathlib import Path
 
 import numpy as np
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-STATIONS_CSV = STATIC_DIR / "DSA110_Station_Coordinates.csv"
+# The instrument's facts have one owner (contimg.instrument); the simulator re-exports them.
+from contimg.instrument import (  # noqa: F401 - re-exported for the simulator's modules
+    CHANNEL_WIDTH_HZ,
+    CHANNELS_PER_SUBBAND,
+    DISH_DIAMETER_M,
+    GROUP_DURATION_S,
+    INSTRUMENT_NAME,
+    INTEGRATION_S,
+    LOWEST_CHANNEL_HZ,
+    N_INTEGRATIONS,
+    N_STATIONS,
+    N_SUBBANDS,
+    SITE_HEIGHT_M,
+    SITE_LAT_DEG,
+    SITE_LON_DEG,
+    STATIONS_CSV,
+    TELESCOPE_NAME,
+)
 
-TELESCOPE_NAME = "OVRO_MMA"
-INSTRUMENT_NAME = "DSA"
-SITE_LAT_DEG, SITE_LON_DEG, SITE_HEIGHT_M = 37.2339, -118.2825, 1222.0
-DISH_DIAMETER_M = 4.65
-N_STATIONS = 117
 MISSING_ELEVATION_M = 1182.6  # DSA-117 has none in the table; the usual stand-in
-
-N_SUBBANDS = 16
-CHANNELS_PER_SUBBAND = 48
-CHANNEL_WIDTH_HZ = 244_140.625
-LOWEST_CHANNEL_HZ = 1311.40e6  # whole band ~1311.4-1498.6 MHz, 768 channels
-N_INTEGRATIONS = 24
-INTEGRATION_S = 12.884902  # 96 x 0.134217728 s
-GROUP_DURATION_S = N_INTEGRATIONS * INTEGRATION_S
 
 # The active set changes with maintenance; this default uses all 15 outriggers,
 # the 51 east-west core stations and 30 of the north-south arm (96 in all).

@@ -22,6 +22,7 @@ from astropy.time import Time
 from contimg import naming
 from contimg.astro_offline import configure_offline_astropy
 from contimg.catalogs.nvss import write_nvss_table
+from contimg.instrument import MJD_OFFSET_JD, SIDEREAL_RATIO
 from contimg.simulation import instrument as inst
 from contimg.simulation.beam import airy_power
 from contimg.simulation.corruptions import draw_corruptions
@@ -32,7 +33,6 @@ from contimg.timeutil import datetime_to_mjd
 
 DEFAULT_START = datetime(2025, 10, 13, 13, 28, 3, tzinfo=UTC)
 DEFAULT_DEC_DEG = 55.0
-SIDEREAL_RATIO = 1.002737909350795
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def _write_group(request: SimulationRequest, index: int, start: datetime, dec_de
                           inst.channel_width_hz(nchan))
     uvd.nsample_array = np.ones(uvd.data_array.shape, np.float32)
     unique_times, time_index = np.unique(uvd.time_array, return_inverse=True)
-    mjd = unique_times - 2400000.5
+    mjd = unique_times - MJD_OFFSET_JD
     gains = corruptions.gains(mjd)
     ant_index = {s - 1: i for i, s in enumerate(stations)}
     a1 = np.array([ant_index[a] for a in uvd.ant_1_array])

@@ -77,9 +77,10 @@ def _warm_page_cache(files: list[Path]) -> None:
 def _child(side: str, files: list[Path], work: Path) -> dict:
     out = Path(tempfile.mkdtemp(prefix=f"bench-{side}-", dir=work))
     try:
-        command = [sys.executable, "-m", "contimg.benchmarks.conversion", side, str(out),
+        command = [sys.executable, "-m", "benchmarks.conversion", side, str(out),
                    *map(str, files)]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        result = subprocess.run(command, capture_output=True, text=True, check=False,
+                                cwd=Path(__file__).resolve().parent.parent)
         if result.returncode != 0:
             raise RuntimeError(f"{side} failed:\n{result.stderr[-3000:]}")
         report = json.loads(result.stdout.strip().splitlines()[-1])

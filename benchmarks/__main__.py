@@ -1,0 +1,38 @@
+"""`python -m benchmarks {conversion,sensor,partitions}`: the performance targets, measured."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the benchmark's name and options, then run it."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    which = parser.add_subparsers(dest="benchmark", required=True)
+    conv = which.add_parser("conversion", help="our converter vs pyuvdata on one group")
+    conv.add_argument("--size", default="full", help="simulator size preset")
+    conv.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench"),
+                      help="where to simulate (reused when present) and write")
+    sens = which.add_parser("sensor", help="one incoming-sensor tick over many files")
+    sens.add_argument("--files", type=int, default=31000, help="files in the incoming directory")
+    sens.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench-sensor"))
+    part = which.add_parser("partitions", help="a year of group partitions in Dagster")
+    part.add_argument("--count", type=int, default=100_000, help="partition keys to create")
+    args = parser.parse_args(argv)
+    if args.benchmark == "conversion":
+        from benchmarks.conversion import bench_conversion
+
+        return bench_conversion(args.size, args.work)
+    if args.benchmark == "partitions":
+        from benchmarks.partitions import bench_partitions
+
+        return bench_partitions(args.count)
+    from benchmarks.sensor import bench_sensor
+
+    return bench_sensor(args.files, args.work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
