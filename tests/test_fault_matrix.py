@@ -325,3 +325,73 @@ def test_staging_estimate_covers_what_is_written(layout_env, tiny_groups):
     plan = validate_group(tiny_groups[0].files)
     estimate = estimate_ms_bytes(plan.n_blts, plan.n_channels, len(plan.polarizations))
     assert outcome.size_bytes <= estimate <= 1.5 * outcome.size_bytes
+
+
+# -- storage lifecycle: items 1, 2 and 17 (archive only adds; retention verifies) ----
+
+def _archived_image(layout_env, tmp_path, monkeypatch):
+    """An image registered and archived to a local-directory remote (real rclone)."""
+    import numpy as np
+    from astropy.io import fits
+
+    from contimg.ops.archive import archive_products
+    from contimg.state.connection import utc_now
+
+    monkeypatch.setenv("CONTIMG_RCLONE_REMOTE", str(tmp_path / "remote"))
+    layout = resolve_layout().ensure()
+    store = StateStore(layout.state_dir)
+    store.migrate_all()
+    path = layout.images_dir / "2025-10-13T13:28:03.img-image-pb.fits"
+    fits.PrimaryHDU(np.ones((16, 16), np.float32)).writeto(path)
+    os.utime(path, (OLD - 86400 * 365, OLD - 86400 * 365))
+    store.execute("products", "INSERT INTO images (path, group_id, kind, mid_mjd, status, created)"
+                  " VALUES (?, 'g', 'wsclean', 60961.5, 'ready', ?)", (str(path), utc_now()))
+    report = archive_products(layout, store)
+    return layout, store, path, tmp_path / "remote" / "archive" / report.images[0]
+
+
+def test_emptied_archive_staging_never_erases_the_remote(layout_env, tmp_path, monkeypatch):
+    from contimg.ops.archive import archive_products
+
+    layout, store, _, copy = _archived_image(layout_env, tmp_path, monkeypatch)
+    shutil.rmtree(layout.archive_dir)
+    layout.archive_dir.mkdir()
+    archive_products(layout, store)
+    assert copy.is_file(), "the remote copy survives an emptied local staging"
+
+
+def test_image_changed_after_archiving_is_rearchived_never_deleted(layout_env, tmp_path,
+                                                                    monkeypatch):
+    import numpy as np
+    from astropy.io import fits
+
+    from contimg.ops.archive import archive_products
+    from contimg.ops.retention import RetentionPolicy, apply_retention, plan_retention
+
+    layout, store, path, copy = _archived_image(layout_env, tmp_path, monkeypatch)
+    fits.PrimaryHDU(np.full((16, 16), 3.0, np.float32)).writeto(path, overwrite=True)
+    policy = RetentionPolicy.from_env({"CONTIMG_RETENTION_PROFILE": "phase4",
+                                       "CONTIMG_RETENTION_IMAGES_DAYS": "0"})
+    assert apply_retention(store, plan_retention(layout, store, policy)) == []
+    assert path.is_file() and copy.is_file()
+    again = archive_products(layout, store)
+    assert fits.getdata(copy.parent / Path(again.images[0]).name, 1)[0, 0] == 3.0
+
+
+def test_free_space_floor_spares_what_the_profile_keeps(layout_env, tmp_path, monkeypatch):
+    from contimg.ops.retention import RetentionPolicy, apply_retention, plan_retention
+
+    layout, store, image, _ = _archived_image(layout_env, tmp_path, monkeypatch)
+    calibrator = layout.ms_dir / "calibrators" / "2025-10-01" / "2025-10-01T00:00:00.ms"
+    calibrator.mkdir(parents=True)
+    (calibrator / "table.dat").write_bytes(b"t")
+    fake = tmp_path / "disk.json"
+    fake.write_text('{"fast_disk_free_gb": 0}')
+    monkeypatch.setenv("CONTIMG_FAKE_DISK_USAGE", str(fake))
+    keep_images = RetentionPolicy.from_env({"CONTIMG_RETENTION_PROFILE": "phase4",
+                                            "CONTIMG_RETENTION_IMAGES_DAYS": "none",
+                                            "CONTIMG_MIN_FREE_GB": "100",
+                                            "CONTIMG_FAKE_DISK_USAGE": str(fake)})
+    plan = plan_retention(layout, store, keep_images)
+    assert apply_retention(store, plan) == [] and plan.floor.below and not plan.floor.met
+    assert image.is_file() and calibrator.is_dir()
