@@ -14,11 +14,11 @@ def state_backup(context: AssetExecutionContext, storage: StorageLayoutResource,
     to the rclone remote and verify it, then drop local sets older than 14 days that are
     safely on the remote."""
     layout = storage.layout()
-    store = state.store()  # creates (migrates) any database not yet there
-    backup = backup_databases(layout)
-    destination = ship_backup(layout, backup.path)
-    pruned = prune_local_backups(layout)
-    record_ops_run(store, "backup", "ok", str(backup.path))
+    with state.open() as store:  # creates (migrates) any database not yet there
+        backup = backup_databases(layout)
+        destination = ship_backup(layout, backup.path)
+        pruned = prune_local_backups(layout)
+        record_ops_run(store, "backup", "ok", str(backup.path))
     context.log.info("backup %s shipped to %s; pruned %d old set(s)", backup.path, destination,
                      len(pruned))
     return MaterializeResult(metadata={
