@@ -45,8 +45,8 @@ def build_incoming_files_sensor(interval_s: int = 15) -> SensorDefinition:
     def incoming_files_sensor(context: SensorEvaluationContext, storage: StorageLayoutResource,
                               state: StateDatabasesResource, notifier: NotifierResource):
         """Scan incoming/, record files and groups in ingest.sqlite3, and request one run
-        per group ready to convert. Each request has its own run key (`convert-<group>`,
-        then `convert-<group>-r<n>` for a retry or a requeue), so a group that failed,
+        per group ready to convert. Each request has its own run key (`convert-GROUP`,
+        then `convert-GROUP-rN` for a retry or a requeue), so a group that failed,
         was replaced or lost its run is converted again, and never twice at once."""
         layout = storage.layout()
 

@@ -395,3 +395,252 @@ def test_free_space_floor_spares_what_the_profile_keeps(layout_env, tmp_path, mo
     plan = plan_retention(layout, store, keep_images)
     assert apply_retention(store, plan) == [] and plan.floor.below and not plan.floor.met
     assert image.is_file() and calibrator.is_dir()
+
+
+# --- Item 12: the IERS cache never executes code --------------------------------------------
+
+
+class _PlantedPayload:
+    """Unpickling this creates `marker`: proof that a planted file was executed."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+_IERS_PROBE = """
+from astropy.time import Time
+from astropy.utils import iers
+from contimg.astro_offline import configure_offline_astropy
+configure_offline_astropy()
+table = iers.earth_orientation_table.get()
+print(type(table).__name__, float(table.ut1_utc(Time("2025-10-13T13:00:00")).value))
+"""
+
+
+def _iers_probe(home: Path, tmpdir: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTIMG_")}
+    env.update(CONTIMG_HOME=str(home), CONTIMG_TMPFS_DIR=str(home / "shm"), TMPDIR=str(tmpdir))
+    return subprocess.run([str(VENV_BIN / "python"), "-c", _IERS_PROBE], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_planted_iers_pickles_are_never_executed(layout_env, tmp_path):
+    import pickle
+
+    import astropy_iers_data
+    import numpy as np
+
+    from contimg.astro_offline import cache_path
+
+    marker = tmp_path / "EXECUTED"
+    payload = pickle.dumps(_PlantedPayload(marker))
+    shared_tmp = tmp_path / "shared-tmp"  # stands in for /tmp, writable by anyone
+    shared_tmp.mkdir()
+    version = getattr(astropy_iers_data, "__version__", "unknown")
+    (shared_tmp / f"contimg-iers-a-{version}.pkl").write_bytes(payload)  # the old location
+    cache = cache_path(resolve_layout().tmp_dir / "cache")
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(payload)  # a pickle where the new cache lives
+    first = _iers_probe(layout_env, shared_tmp)
+    assert first.returncode == 0, first.stderr
+    assert not marker.exists(), "a planted pickle was executed"
+    kind, ut1 = first.stdout.split()
+    assert kind == "IERS_Auto" and abs(float(ut1) - 0.0937) < 1e-3
+    with np.load(cache, allow_pickle=False) as rebuilt:  # replaced by a pickle-free cache
+        assert all(rebuilt[name].dtype != object for name in rebuilt.files)
+    # A well-formed .npz whose column is an object array (pickled inside) is refused too.
+    np.savez(cache.with_suffix(".planted.npz"), c0=np.array([_PlantedPayload(marker)], dtype=object))
+    os.replace(cache.with_suffix(".planted.npz"), cache)
+    second = _iers_probe(layout_env, shared_tmp)
+    assert second.returncode == 0, second.stderr
+    assert not marker.exists(), "a pickled array inside the cache was executed"
+    assert second.stdout.split()[0] == "IERS_Auto"
+    assert not list(shared_tmp.glob("contimg-iers-*.npz")), "nothing is cached in the shared tmp"
+    started = time.perf_counter()
+    third = _iers_probe(layout_env, shared_tmp)
+    assert third.returncode == 0 and time.perf_counter() - started < 60
+
+
+def test_iers_cache_loads_faster_than_parsing_and_gives_the_same_table(tmp_path):
+    import numpy as np
+    from astropy.utils import iers
+
+    from contimg.astro_offline import cached_iers_table
+
+    iers.conf.auto_download = False
+    started = time.perf_counter()
+    parsed = cached_iers_table(tmp_path)  # builds the cache
+    build_s = time.perf_counter() - started
+    started = time.perf_counter()
+    cached = cached_iers_table(tmp_path)
+    load_s = time.perf_counter() - started
+    assert load_s < build_s
+    assert parsed.colnames == cached.colnames and parsed.meta == cached.meta
+    for name in ("MJD", "UT1_UTC", "PM_x", "PM_y", "dX_2000A", "dY_2000A"):
+        np.testing.assert_array_equal(np.asarray(parsed[name]), np.asarray(cached[name]))
+    for name in ("UT1Flag", "PolPMFlag", "NutFlag"):
+        assert list(parsed[name]) == list(cached[name])
+
+
+# --- Item 13: the webhook URL and the remote's credentials ----------------------------------
+
+_TOKEN = "T0SECRET/B0SECRET/XXTOKENXX"
+
+
+def test_webhook_url_without_a_scheme_never_raises_nor_prints_the_token(layout_env, caplog,
+                                                                        monkeypatch):
+    import json
+    import logging
+    import threading
+
+    from contimg.ops.notifier import Notifier
+
+    uncaught: list = []
+    monkeypatch.setattr(threading, "excepthook", uncaught.append)
+    logs_dir = resolve_layout().ensure().logs_dir
+    caplog.set_level(logging.DEBUG)
+    sent = Notifier(logs_dir, f"hooks.slack.com/services/{_TOKEN}").notify("disk", "fast disk low")
+    if sent is not None:
+        sent.join(timeout=30)
+    assert uncaught == []
+    assert "SECRET" not in caplog.text and "CONTIMG_ALERT_WEBHOOK_URL" in caplog.text
+    alerts = [json.loads(line) for line in (logs_dir / "alerts.jsonl").read_text().splitlines()]
+    assert [a["kind"] for a in alerts] == ["disk"], "the alert is kept, not lost"
+
+
+def test_unreachable_webhook_logs_neither_url_nor_token(layout_env, caplog):
+    import logging
+    import socket
+
+    from contimg.ops.notifier import Notifier
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    caplog.set_level(logging.DEBUG)
+    notifier = Notifier(resolve_layout().ensure().logs_dir,
+                        f"http://127.0.0.1:{port}/services/{_TOKEN}", retries=2, timeout_s=2)
+    notifier.notify("disk", "fast disk low").join(timeout=60)
+    assert "not delivered" in caplog.text
+    assert "SECRET" not in caplog.text and "/services/" not in caplog.text
+
+
+def test_webhook_resource_reads_the_validated_setting(layout_env, monkeypatch, webhook):
+    from contimg.settings import SettingsError
+
+    url, payloads = webhook
+    monkeypatch.setenv("CONTIMG_ALERT_WEBHOOK_URL", url)
+    storage = StorageLayoutResource()
+    NotifierResource(storage=storage).notifier().notify("probe", "hello").join(timeout=30)
+    assert [p["contimg"]["kind"] for p in payloads] == ["probe"]
+    monkeypatch.setenv("CONTIMG_ALERT_WEBHOOK_URL", f"hooks.slack.com/services/{_TOKEN}")
+    with pytest.raises(SettingsError, match="CONTIMG_ALERT_WEBHOOK_URL") as caught:
+        NotifierResource(storage=storage).notifier()
+    assert "SECRET" not in str(caught.value)
+
+
+def test_code_location_refuses_a_malformed_webhook_url_at_start_up(layout_env):
+    env = dict(os.environ, CONTIMG_ALERT_WEBHOOK_URL=f"hooks.slack.com/services/{_TOKEN}")
+    result = subprocess.run([str(VENV_BIN / "python"), "-c", "import contimg_assets.definitions"],
+                            env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode != 0
+    assert "CONTIMG_ALERT_WEBHOOK_URL" in result.stderr and "SECRET" not in result.stderr
+
+
+@pytest.mark.parametrize(("remote", "expected"), [
+    (":s3,access_key_id=AKIAXX,secret_access_key=SECRETYY:bucket/dsa110",
+     ":s3,access_key_id=***,secret_access_key=***:bucket/dsa110"),
+    (':s3,secret_access_key="SEC,RET:YY",region=us:bucket', ":s3,secret_access_key=***,region=***:bucket"),
+    ("archive,pass=SECRET:dsa110/archive/x.fits.fz", "archive,pass=***:dsa110/archive/x.fits.fz"),
+    ("sftp://ops:SECRET@archive.example/dsa110", "sftp://ops:***@archive.example/dsa110"),
+    ("archive:dsa110-contimg", "archive:dsa110-contimg"),
+    ("/data/remote/archive/images/a.fits.fz", "/data/remote/archive/images/a.fits.fz"),
+])
+def test_redact_remote_masks_credentials(remote, expected):
+    from contimg.secrets import redact_remote
+
+    assert redact_remote(remote) == expected
+    assert redact_remote(expected) == expected
+
+
+_REMOTE_SECRET = "S3CR3TKEYZZ"
+
+
+def _files_holding(secret: str, *roots: Path) -> list[Path]:
+    found = []
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_file() and secret.encode() in path.read_bytes():
+                found.append(path)
+    return found
+
+
+def _secret_remote(tmp_path: Path, monkeypatch) -> Path:
+    """A credential-bearing connection string (rclone accepts it) to a local directory."""
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    monkeypatch.setenv("CONTIMG_RCLONE_REMOTE", f":local,description={_REMOTE_SECRET}:{remote}")
+    return remote
+
+
+def test_shipped_backups_do_not_store_the_remote_credentials(layout_env, tmp_path, monkeypatch):
+    from contimg.ops.backup import backup_databases, ship_backup
+
+    remote = _secret_remote(tmp_path, monkeypatch)
+    layout = resolve_layout().ensure()
+    with StateStore(layout.state_dir) as store:
+        store.migrate_all()
+    backup = backup_databases(layout)
+    ship_backup(layout, backup.path)
+    assert (backup.path / "SHIPPED").is_file()
+    assert _files_holding(_REMOTE_SECRET, layout.state_dir, layout.backups_dir, remote) == []
+
+
+@pytest.mark.xfail(strict=True, reason="contimg/ops/archive.py records archive_path = "
+                   "f'{remote}/{relative}' and file_moves.destination = remote with the "
+                   "credentials; apply contimg.secrets.redact_remote there (and let retention "
+                   "rebuild the remote path from the relative one), then drop this marker")
+def test_archive_and_backup_store_no_remote_credentials(layout_env, tmp_path, monkeypatch):
+    import numpy as np
+    from astropy.io import fits
+
+    from contimg.ops.archive import archive_products
+    from contimg.ops.backup import backup_databases, ship_backup
+    from contimg.state.connection import utc_now
+
+    remote = _secret_remote(tmp_path, monkeypatch)
+    layout = resolve_layout().ensure()
+    with StateStore(layout.state_dir) as store:
+        store.migrate_all()
+        path = layout.images_dir / "2025-10-13T13:28:03.img-image-pb.fits"
+        fits.PrimaryHDU(np.ones((16, 16), np.float32)).writeto(path)
+        store.execute("products", "INSERT INTO images (path, group_id, kind, mid_mjd, status,"
+                      " created) VALUES (?, 'g', 'wsclean', 60961.5, 'ready', ?)",
+                      (str(path), utc_now()))
+        report = archive_products(layout, store)
+    assert report.images and list((remote / "archive").rglob("*.fits.fz")), "really archived"
+    backup = backup_databases(layout)
+    ship_backup(layout, backup.path)
+    assert _files_holding(_REMOTE_SECRET, layout.state_dir, layout.backups_dir, remote) == []
+
+
+# -- what an operator sees: item 14, descriptions are not eaten as HTML ---------------
+
+def test_descriptions_shown_in_the_ui_have_no_html_like_placeholders(layout_env):
+    import re
+
+    from contimg_assets.definitions import defs
+
+    texts = {spec.key.to_user_string(): spec.description or ""
+             for spec in defs.resolve_all_asset_specs()}
+    for kind in ("sensors", "schedules"):
+        texts.update({definition.name: definition.description or ""
+                      for definition in getattr(defs, kind) or []})
+    placeholder = re.compile(r"<[A-Za-z_][A-Za-z_0-9]*>")
+    offenders = {name: placeholder.findall(text) for name, text in texts.items()
+                 if placeholder.search(text)}
+    assert not offenders, offenders
+    assert "measurement_set" in texts and "TIMESTAMP.ms" in texts["measurement_set"]
