@@ -61,25 +61,45 @@ def _step_failures(instance: DagsterInstance, run_id: str) -> list[tuple[str, st
             text = _root_message(data.error)
         else:
             text = event.message or "unknown error"
+        if ": " not in text:  # an error without text, e.g. a crashed step process
+            text = _engine_error(instance, run_id, event.step_key) or text
         failures.append((event.step_key or "?", text))
     return failures
+
+
+def _engine_error(instance: DagsterInstance, run_id: str, step_key: str | None) -> str | None:
+    """The engine's account of a step's error ("... exited with code 3"), if it gave one."""
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
+        event = entry.dagster_event
+        if (event is not None and event.step_key == step_key and event.message
+                and getattr(event.event_specific_data, "error", None) is not None):
+            return event.message
+    return None
 
 
 def _root_message(error: SerializableErrorInfo) -> str:
     """'ValueError: text' of the innermost cause of a SerializableErrorInfo."""
     while error.cause is not None:
         error = error.cause
-    text = error.message.strip()
+    # Errors relayed from a child process embed their trace; the UI shows it, not the alert.
+    text = error.message.split("\n\nStack Trace:")[0].strip()
     # The message starts with the exception's qualified name; keep only the class name.
     qualified, _, rest = text.partition(": ")
     return f"{error.cls_name}: {rest}" if rest and qualified.endswith(error.cls_name) else text
 
 
 def _run_failure_message(instance: DagsterInstance, run_id: str) -> str | None:
-    """The run-failure event's message (used when no step failed)."""
+    """The run-failure event's message and error (used when no step recorded a failure,
+    e.g. a step process that crashed or raised outside the step's own error handling)."""
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE):
-        if entry.dagster_event is not None and entry.dagster_event.message:
-            return entry.dagster_event.message
+        event = entry.dagster_event
+        if event is None:
+            continue
+        data = event.job_failure_data if event.is_job_failure else None
+        if data is not None and data.error is not None:
+            return f"{event.message or 'run failed'} {_root_message(data.error)}".strip()
+        if event.message:
+            return event.message
     return None
 
 

@@ -14,7 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dagster import DagsterEventType, DagsterInstance, build_sensor_context, materialize
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    build_sensor_context,
+    execute_job,
+    job,
+    materialize,
+    multiprocess_executor,
+    op,
+    reconstructable,
+)
 
 from contimg.layout import resolve_layout
 from contimg.ops.storage_usage import observe_storage
@@ -245,3 +255,27 @@ def test_run_failure_alert_of_an_unexpected_exception_gives_its_class_and_text(l
     message, details = failure_alert(instance, result.dagster_run)
     assert "for group 2025-10-13T13:28:03" in message
     assert "exploding: ValueError: Nblts is 'many' in 2025-10-13T13:28:03_sb04.hdf5" in message
+
+
+@op
+def crashing_step() -> None:
+    """Dies without Dagster recording a step failure (as a killed or aborting process)."""
+    os._exit(3)
+
+
+@job(executor_def=multiprocess_executor, tags={"contimg/group": "2025-10-13T13:28:03"})
+def crashing_job() -> None:
+    """A run whose only step process crashes."""
+    crashing_step()
+
+
+def test_run_failure_alert_of_a_crashed_step_process_gives_the_exit_code(tmp_path):
+    from sensors.run_failures import failure_alert
+
+    with (DagsterInstance.from_config(str(tmp_path)) as instance,
+          execute_job(reconstructable(crashing_job), instance=instance) as result):
+        assert not result.success
+        message, details = failure_alert(instance, result.dagster_run)
+    assert "for group 2025-10-13T13:28:03" in message
+    assert details["steps"] == ["crashing_step"]
+    assert "crashing_step" in message and "exited with code 3" in message, message
