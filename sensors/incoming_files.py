@@ -23,6 +23,7 @@ from contimg.ingest.settings import IngestSettings
 from contimg.layout import StorageLayout
 from contimg.ops.notifier import Notifier, level_changed
 from contimg.state import StateStore
+from contimg.state.connection import StateDatabaseError
 from contimg_assets.partitions import observation_groups
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 
@@ -55,9 +56,15 @@ def build_incoming_files_sensor(interval_s: int = 15) -> SensorDefinition:
                 RunsFilter(tags={GROUP_TAG: group_id}, statuses=LIVE_RUN_STATUSES), limit=1)
             return bool(runs)
 
-        with state.open() as store:
-            report = run_tick(layout, store, IngestSettings.from_env(), run_queued=run_queued)
-            _log_and_alert(context, notifier.notifier(), store, report)
+        try:
+            with state.open() as store:
+                report = run_tick(layout, store, IngestSettings.from_env(), run_queued=run_queued)
+                _log_and_alert(context, notifier.notifier(), store, report)
+        except StateDatabaseError as exc:
+            # A lost or broken state database stops ingest (nothing is recreated empty);
+            # the operator hears about it once an hour until it is restored.
+            _alert_hourly(notifier.notifier(), "state_database", str(exc))
+            raise
         if not report.ready:
             return SkipReason(f"{report.new_files} new file(s), {len(report.writing)} still being "
                               "written, no group ready")
@@ -77,6 +84,15 @@ def run_tick(layout: StorageLayout, store: StateStore, settings: IngestSettings,
     registry = IngestRegistry(store, settings)
     return registry.update(scan_incoming(layout.incoming_dir), time.time(),
                            lock_held=lambda group: is_locked(layout, group), run_queued=run_queued)
+
+
+_LAST_ALERT: dict[str, float] = {}
+
+
+def _alert_hourly(notifier: Notifier, kind: str, message: str) -> None:
+    if time.time() - _LAST_ALERT.get(message, 0.0) >= 3600:
+        _LAST_ALERT[message] = time.time()
+        notifier.notify(kind, message)
 
 
 def _log_and_alert(context: SensorEvaluationContext, notifier: Notifier, store: StateStore,

@@ -644,3 +644,20 @@ def test_descriptions_shown_in_the_ui_have_no_html_like_placeholders(layout_env)
                  if placeholder.search(text)}
     assert not offenders, offenders
     assert "measurement_set" in texts and "TIMESTAMP.ms" in texts["measurement_set"]
+
+
+# -- state: item 9, a state database deleted under a running platform -----------------
+
+def test_sensor_refuses_and_alerts_when_the_ingest_database_vanishes(platform, tiny_groups):
+    from contimg.state.connection import MissingDatabaseError
+
+    layout, resources, instance = platform
+    _drop(tiny_groups[0].files, layout.incoming_dir)
+    assert list(_requests(_tick(instance, resources))) == [tiny_groups[0].group_id]
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{layout.database_path('ingest')}{suffix}").unlink(missing_ok=True)
+    with pytest.raises(MissingDatabaseError, match="contimg restore"):
+        _tick(instance, resources)
+    assert not layout.database_path("ingest").exists(), "never recreated empty"
+    alerts = (layout.logs_dir / "alerts.jsonl").read_text()
+    assert "state_database" in alerts and "ingest.sqlite3" in alerts
