@@ -26,5 +26,8 @@ metrics_pid=$!
 trap 'kill "$metrics_pid" 2>/dev/null || true' EXIT
 # Said here because the services' own start-up lines are INFO, below the level shown.
 echo "contimg: UI on http://127.0.0.1:$ui_port, metrics on http://127.0.0.1:$metrics_port/metrics (Ctrl-C stops)"
-.venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p "$ui_port" \
+# `dagster dev` announces at each start that it is superseded by `dg dev` (dagster-dg,
+# not installed); that FutureWarning, raised from click.core, is the only one filtered.
+PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore::FutureWarning:click.core" \
+    .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p "$ui_port" \
     --log-level warning --code-server-log-level warning
