@@ -599,10 +599,6 @@ def test_shipped_backups_do_not_store_the_remote_credentials(layout_env, tmp_pat
     assert _files_holding(_REMOTE_SECRET, layout.state_dir, layout.backups_dir, remote) == []
 
 
-@pytest.mark.xfail(strict=True, reason="contimg/ops/archive.py records archive_path = "
-                   "f'{remote}/{relative}' and file_moves.destination = remote with the "
-                   "credentials; apply contimg.secrets.redact_remote there (and let retention "
-                   "rebuild the remote path from the relative one), then drop this marker")
 def test_archive_and_backup_store_no_remote_credentials(layout_env, tmp_path, monkeypatch):
     import numpy as np
     from astropy.io import fits

@@ -455,3 +455,21 @@ def test_rearchive_keeps_the_earlier_copy_in_the_audit_and_cli_names_bad_input(l
     monkeypatch.setenv("CONTIMG_FAKE_DISK_USAGE", str(fake))
     assert main(["retention", "--min-free-gb", "1"]) == 2
     assert "CONTIMG_FAKE_DISK_USAGE" in capsys.readouterr().err
+
+
+def test_retention_verifies_an_archive_whose_remote_credentials_were_not_stored(lifecycle,
+                                                                                 monkeypatch):
+    """The recorded location has the credentials masked; retention finds the copy again."""
+    layout, store, remote = lifecycle
+    remote.mkdir()
+    monkeypatch.setenv("CONTIMG_RCLONE_REMOTE", f":local,description=s3cr3t:{remote}")
+    path, _ = _image(layout, "2025-10-13T13:28:03", 1)
+    _register(store, path)
+    report = archive_products(layout, store)
+    assert "s3cr3t" not in report.remote
+    row = store.query("products", "SELECT archive_path FROM images")[0]
+    assert "s3cr3t" not in row[0] and "***" in row[0]
+    plan = plan_retention(layout, store, RetentionPolicy({"images": 0}))
+    assert [(i.action, i.reason) for i in plan.items] == [("delete", "archived and verified")]
+    assert not any("s3cr3t" in str(r[0]) for r in store.query(
+        "products", "SELECT destination || reason FROM file_moves"))

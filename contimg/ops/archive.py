@@ -25,6 +25,7 @@ from astropy.io import fits
 
 from contimg.layout import StorageLayout
 from contimg.ops.rclone_remote import copy_verified, remote_path
+from contimg.secrets import redact_remote
 from contimg.settings import load_settings
 from contimg.state import StateStore
 from contimg.state.connection import write_transaction
@@ -62,7 +63,7 @@ class ArchiveReport:
     images: list[str] = field(default_factory=list)
     mosaics: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # changed while being archived
-    remote: str = ""
+    remote: str = ""  # where it went, credentials masked (safe to log and alert)
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,8 @@ def archive_products(layout: StorageLayout, store: StateStore,
     """Stage every not-yet-archived image and mosaic, copy what was staged to the remote
     (adding only), verify it, and record each archive location with its checksums."""
     settings = settings or CompressionSettings.from_env()
-    report = ArchiveReport(remote=remote_path(layout, "archive"))
+    destination = remote_path(layout, "archive")
+    report = ArchiveReport(remote=redact_remote(destination))
     staged: list[Staged] = []
     for table, folder, suffix in (("images", "images", ".fits.fz"),
                                   ("mosaics", "images/mosaics", ".tar.gz")):
@@ -145,7 +147,7 @@ def archive_products(layout: StorageLayout, store: StateStore,
                 continue
             staged.append(item)
             getattr(report, table).append(item.relative)
-    copy_verified(layout.archive_dir, report.remote, [item.relative for item in staged])
+    copy_verified(layout.archive_dir, destination, [item.relative for item in staged])
     _record(store, staged, report.remote)
     return report
 
@@ -173,7 +175,9 @@ def _stage(layout: StorageLayout, store: StateStore, table: str, row, naming: tu
 
 
 def _record(store: StateStore, staged: list[Staged], remote: str) -> None:
-    """Every archive location and checksum, and one audit row, in one transaction."""
+    """Every archive location and checksum, and one audit row, in one transaction.
+    `remote` is already redacted: credentials in CONTIMG_RCLONE_REMOTE are never stored
+    (retention finds the copy again from the remote setting and `archive_staged`)."""
     conn = store.connection("products")
     with write_transaction(conn):
         for item in staged:

@@ -37,6 +37,7 @@ from contimg.layout import StorageLayout
 from contimg.ops.archive import sha256
 from contimg.ops.rclone_remote import copy_verified, remote_path
 from contimg.ops.storage_usage import GB, volume_usage
+from contimg.secrets import REDACTED, redact_remote
 from contimg.settings import SettingsError, load_settings
 from contimg.state import StateStore
 from contimg.state.connection import utc_now, write_transaction
@@ -227,7 +228,7 @@ def _candidates(layout: StorageLayout, store: StateStore, policy: RetentionPolic
         found += _science_ms_candidates(layout, store, policy.archive_first)
     for data_type in ("images", "mosaics"):
         if data_type in allowed:
-            found += _product_candidates(store, data_type)
+            found += _product_candidates(layout, store, data_type)
     return found
 
 
@@ -300,7 +301,8 @@ def _ms_verdict(status: str, path: Path) -> tuple[str, str]:
     return "delete", f"science MS past conversion ({status})"
 
 
-def _product_candidates(store: StateStore, data_type: str) -> list[Candidate]:
+def _product_candidates(layout: StorageLayout, store: StateStore,
+                        data_type: str) -> list[Candidate]:
     """Registered images or mosaics still on disk."""
     table = ARCHIVED_TYPES[data_type]
     found = []
@@ -311,11 +313,20 @@ def _product_candidates(store: StateStore, data_type: str) -> list[Candidate]:
         except FileNotFoundError:
             continue
         found.append(Candidate(data_type, path, stat.st_mtime, stat.st_size, stat.st_dev,
-                               _bind(_product_verdict, row, path)))
+                               _bind(_product_verdict, row, path, _archive_copy(layout, row))))
     return found
 
 
-def _product_verdict(row, path: Path) -> tuple[str, str]:
+def _archive_copy(layout: StorageLayout, row) -> str:
+    """Where the archive copy is: the recorded location, or — when credentials were
+    masked out of it before it was stored — the same place on the configured remote."""
+    recorded = row["archive_path"] or ""
+    if REDACTED in recorded and row["archive_staged"]:
+        return remote_path(layout, "archive", row["archive_staged"])
+    return recorded
+
+
+def _product_verdict(row, path: Path, archive_copy: str) -> tuple[str, str]:
     """Delete only what is archived, verified remotely, and unchanged locally since."""
     if not row["archive_path"]:
         return "keep", "not yet archived"
@@ -324,7 +335,7 @@ def _product_verdict(row, path: Path) -> tuple[str, str]:
     local = _local_change(row, path)
     if local is not None:
         return "rearchive", local
-    remote = _remote_mismatch(row["archive_path"], row["archive_sha256"])
+    remote = _remote_mismatch(archive_copy, row["archive_sha256"])
     if remote is not None:
         return "keep", remote
     return "delete", "archived and verified"
@@ -347,7 +358,7 @@ def _remote_mismatch(archive_path: str, expected: str) -> str | None:
     try:
         remote_hash = rclone.hash("sha256", archive_path)
     except Exception as exc:  # noqa: BLE001 - any failure to verify means keep the file
-        return f"archive copy unreadable ({exc})"
+        return redact_remote(f"archive copy unreadable ({exc})")
     actual = remote_hash if isinstance(remote_hash, str) else next(iter(remote_hash.values()), "")
     if actual != expected:
         return f"archive copy does not match its checksum (remote {actual[:12]}..., " \
@@ -442,17 +453,17 @@ def _delete(store: StateStore, item: PlanItem) -> bool:
             else:
                 copy_verified(path.parent, item.archive_to, [path.name])
         except Exception as exc:  # noqa: BLE001 - an unverified archive means keep the file
-            store.log_move(path, item.archive_to, action="archive-failed", actor="retention",
-                           reason=f"kept: {exc}"[:2000])
+            store.log_move(path, redact_remote(item.archive_to), action="archive-failed",
+                           actor="retention", reason=redact_remote(f"kept: {exc}")[:2000])
             return False
     conn = store.connection("products")
-    destination = (f"{item.archive_to}/{path.name}" if item.archive_to and not path.is_dir()
-                   else item.archive_to or "")
+    destination = redact_remote(f"{item.archive_to}/{path.name}" if item.archive_to
+                                and not path.is_dir() else item.archive_to or "")
     with write_transaction(conn):
         if item.data_type in ARCHIVED_TYPES:
             mark_product_purged(conn, ARCHIVED_TYPES[item.data_type], item.path)
         elif item.data_type == "science_ms":
-            mark_ms_purged(conn, item.path, item.archive_to)
+            mark_ms_purged(conn, item.path, redact_remote(item.archive_to or "") or None)
         record_move(conn, path, destination, action="delete", actor="retention",
                     reason=f"retention: {item.reason}"[:2000], size_bytes=item.size_bytes)
     if item.data_type == "incoming":

@@ -58,8 +58,9 @@ def record_archived(conn: sqlite3.Connection, table: str, row_id: int, *, archiv
 
 
 def live_products(store: StateStore, table: str) -> list[sqlite3.Row]:
-    """Rows (path, archive_path, archive_sha256, archive_source_sha256) not yet purged."""
-    return store.query("products", "SELECT path, archive_path, archive_sha256,"
+    """Rows (path, archive_path, archive_staged, archive_sha256, archive_source_sha256)
+    not yet purged."""
+    return store.query("products", "SELECT path, archive_path, archive_staged, archive_sha256,"
                                    f" archive_source_sha256 FROM {_archived_table(table)}"
                                    " WHERE status != 'purged' ORDER BY path")
 
