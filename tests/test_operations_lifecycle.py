@@ -473,3 +473,17 @@ def test_retention_verifies_an_archive_whose_remote_credentials_were_not_stored(
     assert [(i.action, i.reason) for i in plan.items] == [("delete", "archived and verified")]
     assert not any("s3cr3t" in str(r[0]) for r in store.query(
         "products", "SELECT destination || reason FROM file_moves"))
+
+
+def test_the_remote_is_never_overwritten(tmp_path):
+    """A staged file that differs from the remote copy of the same name is refused."""
+    from contimg.ops.rclone_remote import ArchiveVerificationError, copy_verified
+
+    local, remote = tmp_path / "staging", tmp_path / "remote"
+    local.mkdir()
+    (local / "a.fits.fz").write_bytes(b"first")
+    copy_verified(local, str(remote), ["a.fits.fz"])
+    (local / "a.fits.fz").write_bytes(b"second, different")
+    with pytest.raises(ArchiveVerificationError, match="never overwrites"):
+        copy_verified(local, str(remote), ["a.fits.fz"])
+    assert (remote / "a.fits.fz").read_bytes() == b"first"

@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rclone_python import rclone
+from rclone_python.utils import RcloneException
 
 from contimg.layout import StorageLayout
+from contimg.secrets import redact_remote
 from contimg.settings import load_settings
 
 ADD_ONLY = ["--immutable"]  # never modify a remote file; fail loudly if one differs
@@ -50,7 +52,14 @@ def copy_verified(source: Path, destination: str, files: Sequence[str] | None = 
         return  # nothing to copy: an empty --files-from would be a no-op anyway
     with tempfile.TemporaryDirectory(prefix="contimg-rclone-") as tmp:
         selection = _files_from(Path(tmp), files)
-        rclone.copy(str(source), destination, show_progress=False, args=[*ADD_ONLY, *selection])
+        try:
+            rclone.copy(str(source), destination, show_progress=False,
+                        args=[*ADD_ONLY, *selection])
+        except RcloneException as exc:  # its text names the remote, credentials and all
+            raise ArchiveVerificationError(redact_remote(
+                f"copy of {source} to {destination} failed: {exc}"[:4000]
+                + ". Fix: check the remote; a file that differs from one already on the "
+                "remote is refused (the archive never overwrites).")) from None
         verify(source, destination, selection)
 
 
@@ -60,9 +69,9 @@ def verify(source: Path, destination: str, selection: Sequence[str] = ()) -> Non
     matched, details = rclone.check(str(source), destination, one_way=True, args=list(selection))
     if not matched:
         bad = [path for symbol, path in details if symbol != "="]
-        raise ArchiveVerificationError(
+        raise ArchiveVerificationError(redact_remote(
             f"remote {destination} does not match {source}: {bad[:10]}. Fix: rerun the copy; "
-            "if it persists, check the remote's health.")
+            "if it persists, check the remote's health."))
 
 
 def _files_from(tmp: Path, files: Sequence[str] | None) -> list[str]:
