@@ -10,7 +10,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from contimg.layout import LayoutError, StorageLayout, resolve_layout
+from contimg.layout import LayoutError, StorageLayout
+from contimg.settings import SettingsError, load_settings
 from contimg.state import DATABASES, StateStore
 from contimg.state.connection import StateDatabaseError
 
@@ -40,11 +41,15 @@ def run_doctor(print_line: Callable[[str], None] = print) -> int:
     """Print the report; return 0 when everything is usable, 1 otherwise."""
     problems: list[str] = []
     try:
-        layout = resolve_layout().ensure()
-    except LayoutError as exc:
-        print_line(f"LAYOUT ERROR: {exc}")
+        settings = load_settings()
+        layout = settings.layout.ensure()
+    except (LayoutError, SettingsError) as exc:
+        print_line(f"SETTINGS ERROR: {exc}")
         return 1
     _print_layout(layout, print_line)
+    print_line("settings:")
+    for line in settings.describe():
+        print_line(f"  {line}")
     _print_volumes(layout, print_line)
     problems.extend(check_state_databases(layout.state_dir, print_line))
     checks = {

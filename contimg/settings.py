@@ -196,6 +196,8 @@ def parse_value(spec: Spec, raw: object, where: str) -> object:
     if spec.kind == "days":
         if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none", "indefinite")):
             return None
+        if raw == spec.default:  # e.g. "profile": the documented default, written out
+            return raw
         return _number(spec, raw, where, shown)
     if spec.kind == "bool":
         if isinstance(raw, bool):

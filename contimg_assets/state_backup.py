@@ -4,6 +4,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, Ret
 
 from contimg.ops.backup import backup_databases, prune_local_backups, ship_backup
 from contimg.ops.metrics import record_ops_run
+from contimg.secrets import redact_remote
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 
 
@@ -19,11 +20,12 @@ def state_backup(context: AssetExecutionContext, storage: StorageLayoutResource,
         destination = ship_backup(layout, backup.path)
         pruned = prune_local_backups(layout)
         record_ops_run(store, "backup", "ok", str(backup.path))
-    context.log.info("backup %s shipped to %s; pruned %d old set(s)", backup.path, destination,
+    context.log.info("backup %s shipped to %s; pruned %d old set(s)", backup.path,
+                     redact_remote(destination),
                      len(pruned))
     return MaterializeResult(metadata={
         "backup": MetadataValue.path(str(backup.path)),
-        "remote": destination,
+        "remote": redact_remote(destination),
         "row_counts": MetadataValue.json(backup.row_counts),
         "pruned": MetadataValue.json([p.name for p in pruned]),
     })

@@ -17,6 +17,13 @@ telemetry:
 concurrency:
   runs:
     max_concurrent_runs: 4
+    # Runs of one partition (one observation group) wait for each other instead of
+    # racing; the group lock refuses the second one anyway, this just queues it.
+    tag_concurrency_limits:
+      - key: "dagster/partition"
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
   pools:
     default_limit: 1  # e.g. the "conversion" pool: one MS written at a time on 2 cores
 YAML

@@ -223,8 +223,8 @@ def test_metrics_keep_serving_when_a_database_is_corrupt(layout_env, tmp_path, m
     monkeypatch.setenv("CONTIMG_FAKE_DISK_USAGE", str(_fake(tmp_path, {"fast_disk_free_gb": 321})))
     layout = resolve_layout().ensure()
     with StateStore(layout.state_dir) as store:
-        store.execute("ingest", "INSERT INTO groups (group_id, state, first_seen, updated)"
-                      " VALUES ('g1', 'failed', 'now', 'now')")
+        store.execute("ingest", "INSERT INTO groups (group_id, state, first_seen, updated, failures)"
+                      " VALUES ('g1', 'failed', 'now', 'now', 1)")
     for extra in layout.state_dir.glob("products.sqlite3-*"):
         extra.unlink()
     products = layout.database_path("products")
@@ -257,3 +257,20 @@ def test_total_metrics_are_counters(layout_env):
     assert types["contimg_groups_converted"] == "counter"
     assert types["contimg_group_failures"] == "counter"
     assert types["contimg_stage_disk_free_gb"] == "gauge"
+
+
+def test_failure_counter_never_goes_down_when_a_group_is_requeued(layout_env):
+    from contimg.ingest.registry import IngestRegistry
+    from contimg.ingest.settings import IngestSettings
+
+    layout = resolve_layout().ensure()
+    with StateStore(layout.state_dir) as store:
+        store.execute("ingest", "INSERT INTO groups (group_id, state, n_subbands, first_seen,"
+                      " updated) VALUES ('2025-10-13T13:28:03', 'pending', 16, 'now', 'now')")
+        registry = IngestRegistry(store, IngestSettings())
+        registry.mark_group("2025-10-13T13:28:03", "failed", "bad file")
+        first = generate_latest(registry_for(layout)).decode()
+        registry.requeue("2025-10-13T13:28:03", "fixed")
+        second = generate_latest(registry_for(layout)).decode()
+    assert "contimg_group_failures_total 1.0" in first
+    assert "contimg_group_failures_total 1.0" in second

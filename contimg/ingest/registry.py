@@ -26,6 +26,7 @@ GROUP_STATES = ("collecting", "pending", "in_progress", "completed", "failed")
 REREQUEST_AFTER = timedelta(minutes=15)
 RETRY_BACKOFF_S = (60.0, 300.0, 900.0, 1800.0)  # after the 1st, 2nd, 3rd, later failures
 NOT_MEMBERS = ("duplicate", "rejected", "missing")  # subband_files states outside any group
+KEEP_FILE_STATES = (*NOT_MEMBERS, "writing", "purged")  # group state changes leave these be
 IsBusy = Callable[[str], bool]
 
 
@@ -136,11 +137,13 @@ class IngestRegistry:
             raise ValueError(f"unknown group state {state!r}")
         stamp = utc_now()
         extra = "".join(f", {name} = ?" for name in columns)
+        if state == "failed" or "retry_after" in columns:  # a failure, final or retried
+            extra += ", failures = failures + 1"
         self.conn.execute(f"UPDATE groups SET state = ?, error = ?, updated = ?{extra}"
                           " WHERE group_id = ?", (state, error, stamp, *columns.values(), group_id))
-        self.conn.execute("UPDATE subband_files SET state = ?, updated = ?"
-                          " WHERE group_id = ? AND state NOT IN (?, ?, ?, 'writing')",
-                          (state, stamp, group_id, *NOT_MEMBERS))
+        self.conn.execute("UPDATE subband_files SET state = ?, updated = ? WHERE group_id = ?"
+                          f" AND state NOT IN ({','.join('?' * len(KEEP_FILE_STATES))})",
+                          (state, stamp, group_id, *KEEP_FILE_STATES))
 
     def start(self, group_id: str, run_id: str | None = None) -> None:
         """The group's conversion began (its lock is held): state in_progress."""
@@ -182,8 +185,8 @@ class IngestRegistry:
                 " attempts = 0, retry_after = NULL WHERE group_id = ?",
                 (state, f"requeued: {reason}", stamp, group_id))
             self.conn.execute("UPDATE subband_files SET state = ?, updated = ? WHERE group_id = ?"
-                              " AND state NOT IN (?, ?, ?, 'writing')",
-                              ("collecting", stamp, group_id, *NOT_MEMBERS))
+                              f" AND state NOT IN ({','.join('?' * len(KEEP_FILE_STATES))})",
+                              ("collecting", stamp, group_id, *KEEP_FILE_STATES))
         return state
 
     def list_groups(self, state: str | None = None, limit: int = 50) -> list[tuple]:

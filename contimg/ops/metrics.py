@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 
 from contimg.layout import StorageLayout
 from contimg.ops.storage_usage import volume_usage
-from contimg.state import DATABASES, StateStore
+from contimg.state import DATABASES, StateStore, ingest_db, products_db
 from contimg.state.connection import StateDatabaseError, acquire_shared_state_lock
 
 log = logging.getLogger("contimg.metrics")
@@ -104,21 +104,20 @@ def _database_ok(store: StateStore) -> Metric:
 
 def _groups(store: StateStore) -> Metric:
     groups = GaugeMetricFamily("contimg_groups", "Observation groups by state", labels=["state"])
-    for state, count in store.query("ingest", "SELECT state, count(*) FROM groups GROUP BY state"):
+    for state, count in ingest_db.group_counts(store).items():
         groups.add_metric([state], count)
     return groups
 
 
 def _converted(store: StateStore) -> Metric:
     # A counter: Prometheus exposes the family "contimg_groups_converted" as *_total.
-    converted = store.query("products", "SELECT count(*) FROM ms_index WHERE status = 'converted'")
     return CounterMetricFamily("contimg_groups_converted", "Groups converted to an MS",
-                               value=converted[0][0])
+                               value=products_db.conversions_total(store))
 
 
 def _failures(store: StateStore) -> Metric:
-    failed = store.query("ingest", "SELECT count(*) FROM groups WHERE state = 'failed'")
-    return CounterMetricFamily("contimg_group_failures", "Groups that failed", value=failed[0][0])
+    return CounterMetricFamily("contimg_group_failures", "Group conversions that failed (each "
+                               "failure and retry counted once)", value=ingest_db.failures_total(store))
 
 
 def _last_run(operation: str) -> Callable[[StateStore], Metric]:

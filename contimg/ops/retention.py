@@ -39,8 +39,8 @@ from contimg.ops.rclone_remote import copy_verified, remote_path
 from contimg.ops.storage_usage import GB, volume_usage
 from contimg.secrets import REDACTED, redact_remote
 from contimg.settings import SettingsError, load_settings
-from contimg.state import StateStore
-from contimg.state.connection import utc_now, write_transaction
+from contimg.state import StateStore, ingest_db
+from contimg.state.connection import write_transaction
 from contimg.state.products_db import (
     archived_product,
     converted_ms_by_group,
@@ -235,7 +235,7 @@ def _candidates(layout: StorageLayout, store: StateStore, policy: RetentionPolic
 def _incoming_candidates(layout: StorageLayout, store: StateStore,
                          archive_first: bool) -> list[Candidate]:
     """Raw files in incoming/, each judged against the ingest registry and ms_index."""
-    records = _incoming_records(store)
+    records = ingest_db.incoming_records(store)
     converted = converted_ms_by_group(store)
     found = []
     if not layout.incoming_dir.is_dir():
@@ -424,7 +424,7 @@ def _still_safe(store: StateStore, item: PlanItem) -> bool:
     """Check again, just before deleting, what the plan checked (the plan may be old)."""
     path = Path(item.path)
     if item.data_type == "incoming":
-        record = _incoming_records(store, str(path)).get(str(path))
+        record = ingest_db.incoming_records(store, str(path)).get(str(path))
         ms = converted_ms_by_group(store).get(record["group_id"]) if record else None
         try:
             stat = path.stat()
@@ -467,7 +467,7 @@ def _delete(store: StateStore, item: PlanItem) -> bool:
         record_move(conn, path, destination, action="delete", actor="retention",
                     reason=f"retention: {item.reason}"[:2000], size_bytes=item.size_bytes)
     if item.data_type == "incoming":
-        _mark_incoming_purged(store, item.path)
+        ingest_db.mark_file_purged(store, item.path)
     if path.is_dir():
         shutil.rmtree(path)
     else:
@@ -492,21 +492,4 @@ def _directory_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-# -- ingest.sqlite3 (read, plus the purge mark of a raw file) ---------------------------
 
-
-def _incoming_records(store: StateStore, path: str | None = None) -> dict[str, Mapping]:
-    """path -> registered file (group, size, mtime, file state, group state)."""
-    sql = ("SELECT f.path, f.group_id, f.size_bytes, f.mtime, f.state, g.state AS group_state"
-           " FROM subband_files f LEFT JOIN groups g ON g.group_id = f.group_id")
-    rows = (store.query("ingest", sql + " WHERE f.path = ?", (path,)) if path is not None
-            else store.query("ingest", sql))
-    return {row["path"]: row for row in rows}
-
-
-def _mark_incoming_purged(store: StateStore, path: str) -> None:
-    """Record in the ingest registry that a converted raw file is (about to be) deleted."""
-    conn = store.connection("ingest")
-    with write_transaction(conn):
-        conn.execute("UPDATE subband_files SET state = 'purged', updated = ? WHERE path = ?",
-                     (utc_now(), path))

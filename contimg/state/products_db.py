@@ -135,3 +135,9 @@ def archive_name_taken(store: StateStore, table: str, staged: str, row_id: int) 
     rows = store.query("products", f"SELECT 1 FROM {_archived_table(table)}"
                                    " WHERE archive_staged = ? AND id != ? LIMIT 1", (staged, row_id))
     return bool(rows)
+
+
+def conversions_total(store: StateStore) -> int:
+    """Every MS ever moved into the tree by a conversion (the audit table only grows)."""
+    return int(store.query("products", "SELECT count(*) FROM file_moves WHERE action = 'move'"
+                                       " AND actor = 'measurement_set'")[0][0])

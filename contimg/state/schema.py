@@ -49,6 +49,10 @@ MIGRATIONS: dict[str, list[str]] = {
         ALTER TABLE groups ADD COLUMN run_id TEXT;
         UPDATE groups SET run_requests = run_requested, attempts = run_requested;
         """,
+        """
+        ALTER TABLE groups ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+        UPDATE groups SET failures = 1 WHERE state = 'failed';
+        """,
     ],
     "cal_registry": [
         """
