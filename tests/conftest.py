@@ -63,3 +63,32 @@ def webhook():
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/hook", _Capture.payloads
     server.shutdown()
+
+
+def fire_run_failure_sensor(instance, result, resources) -> None:
+    """Evaluate run_failure_alert_sensor for a failed `materialize` result, as the daemon would."""
+    from dagster import DagsterEventType, build_run_status_sensor_context
+
+    from sensors.run_failures import run_failure_alert_sensor
+
+    failure = next(e for e in instance.all_logs(result.run_id)
+                   if e.dagster_event_type == DagsterEventType.RUN_FAILURE)
+    with build_run_status_sensor_context(
+            sensor_name="run_failure_alert_sensor", dagster_instance=instance,
+            dagster_run=result.dagster_run, dagster_event=failure.dagster_event,
+            resources=resources) as context:
+        run_failure_alert_sensor(context.for_run_failure())
+
+
+@pytest.fixture
+def platform(layout_env):
+    """(layout, resources, ephemeral instance): what the sensor and the assets run with."""
+    from dagster import DagsterInstance
+
+    from contimg.layout import resolve_layout
+    from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
+
+    storage = StorageLayoutResource()
+    resources = {"storage": storage, "state": StateDatabasesResource(storage=storage),
+                 "notifier": NotifierResource(storage=storage)}
+    return resolve_layout().ensure(), resources, DagsterInstance.ephemeral()

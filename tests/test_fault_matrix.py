@@ -17,7 +17,7 @@ from pathlib import Path
 
 import h5py
 import pytest
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import build_sensor_context, materialize
 
 from contimg.conversion.group_validation import GroupValidationError, validate_group
 from contimg.conversion.isolation import ConverterCrashedError
@@ -31,7 +31,7 @@ from contimg.layout import resolve_layout
 from contimg.state import StateStore
 from contimg_assets.measurement_set import measurement_set
 from contimg_assets.uvh5_group import uvh5_group
-from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
+from resources import NotifierResource, StorageLayoutResource
 from sensors.incoming_files import incoming_files_sensor
 from tests.conftest import REPO, VENV_BIN
 
@@ -39,15 +39,6 @@ OLD = time.time() - 3600
 
 
 # -- ingest: helpers ----------------------------------------------------------------
-
-@pytest.fixture
-def platform(layout_env):
-    """Resources, a layout and an ephemeral Dagster instance, as the sensor and assets use."""
-    storage = StorageLayoutResource()
-    resources = {"storage": storage, "state": StateDatabasesResource(storage=storage),
-                 "notifier": NotifierResource(storage=storage)}
-    return resolve_layout().ensure(), resources, DagsterInstance.ephemeral()
-
 
 def _drop(files, incoming: Path, skip: tuple[str, ...] = ()) -> list[Path]:
     placed = []
@@ -464,20 +455,19 @@ def test_planted_iers_pickles_are_never_executed(layout_env, tmp_path):
     assert third.returncode == 0 and time.perf_counter() - started < 60
 
 
-def test_iers_cache_loads_faster_than_parsing_and_gives_the_same_table(tmp_path):
+def test_iers_cache_gives_the_same_table_as_parsing(tmp_path):
+    # Its speed (0.07 s load against 0.6 s parse, in a fresh process) is not asserted
+    # here: within one process astropy may have parsed the table already, and timings
+    # on a shared CI machine are noise. Only the equality is a test.
     import numpy as np
     from astropy.utils import iers
 
     from contimg.astro_offline import cached_iers_table
 
     iers.conf.auto_download = False
-    started = time.perf_counter()
     parsed = cached_iers_table(tmp_path)  # builds the cache
-    build_s = time.perf_counter() - started
-    started = time.perf_counter()
+    assert any(tmp_path.iterdir()), "the cache file was written"
     cached = cached_iers_table(tmp_path)
-    load_s = time.perf_counter() - started
-    assert load_s < build_s
     assert parsed.colnames == cached.colnames and parsed.meta == cached.meta
     for name in ("MJD", "UT1_UTC", "PM_x", "PM_y", "dX_2000A", "dY_2000A"):
         np.testing.assert_array_equal(np.asarray(parsed[name]), np.asarray(cached[name]))

@@ -8,29 +8,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import build_sensor_context, materialize
 
 from contimg.ingest.registry import IngestRegistry
 from contimg.ingest.settings import IngestSettings
-from contimg.layout import resolve_layout
 from contimg.simulation.telescope import SimulationRequest, simulate
 from contimg.state import StateStore
 from contimg_assets.measurement_set import measurement_set
 from contimg_assets.uvh5_group import uvh5_group
-from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 from sensors.incoming_files import incoming_files_sensor
 
 OLD = time.time() - 3600
-
-
-@pytest.fixture
-def platform(layout_env):
-    storage = StorageLayoutResource()
-    resources = {"storage": storage, "state": StateDatabasesResource(storage=storage),
-                 "notifier": NotifierResource(storage=storage)}
-    layout = resolve_layout().ensure()
-    return layout, resources, DagsterInstance.ephemeral()
 
 
 def _drop(files, incoming: Path) -> None:

@@ -26,7 +26,7 @@ from contimg.ops.usage_history import (
 from contimg.state import StateStore
 from contimg_assets.storage_usage import storage_usage
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
-from tests.conftest import VENV_BIN
+from tests.conftest import VENV_BIN, fire_run_failure_sensor
 
 
 def _materialize(fake: Path, level: dict, webhook_url: str):
@@ -146,11 +146,10 @@ def test_metrics_http_endpoint_is_scraped(layout_env, tmp_path, monkeypatch):
 
 
 def test_run_failure_sensor_posts_the_failure(layout_env, webhook):
-    from dagster import DagsterEventType, DagsterInstance, build_run_status_sensor_context
+    from dagster import DagsterInstance
 
     from contimg_assets.measurement_set import measurement_set
     from contimg_assets.uvh5_group import uvh5_group
-    from sensors.run_failures import run_failure_alert_sensor
 
     url, payloads = webhook
     instance = DagsterInstance.ephemeral()
@@ -162,13 +161,7 @@ def test_run_failure_sensor_posts_the_failure(layout_env, webhook):
     result = materialize([uvh5_group, measurement_set], partition_key="2025-10-13T13:28:03",
                          instance=instance, resources=resources, raise_on_error=False)
     assert not result.success
-    failure = next(e for e in instance.all_logs(result.run_id)
-                   if e.dagster_event_type == DagsterEventType.RUN_FAILURE)
-    with build_run_status_sensor_context(
-            sensor_name="run_failure_alert_sensor", dagster_instance=instance,
-            dagster_run=result.dagster_run, dagster_event=failure.dagster_event,
-            resources=resources) as context:
-        run_failure_alert_sensor(context.for_run_failure())
+    fire_run_failure_sensor(instance, result, resources)
     _wait_for(payloads, 1)
     assert len(payloads) == 1
     assert payloads[0]["text"].startswith("[contimg] run_failure: run ")

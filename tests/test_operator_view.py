@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dagster import (
-    DagsterEventType,
     DagsterInstance,
     build_sensor_context,
     execute_job,
@@ -29,7 +28,7 @@ from dagster import (
 from contimg.layout import resolve_layout
 from contimg.ops.storage_usage import observe_storage
 from contimg.ops.usage_history import append_observation, estimate_growth
-from tests.conftest import REPO
+from tests.conftest import REPO, fire_run_failure_sensor
 
 HOUR = 3600.0
 
@@ -189,13 +188,12 @@ def test_the_minimum_span_is_a_setting(layout_env, tmp_path, monkeypatch):
 
 def test_run_failure_alert_names_the_group_and_the_offending_file(layout_env, tiny_groups,
                                                                   webhook):
-    from dagster import build_run_status_sensor_context
 
     from contimg_assets.measurement_set import measurement_set
     from contimg_assets.uvh5_group import uvh5_group
     from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
     from sensors.incoming_files import incoming_files_sensor
-    from sensors.run_failures import failure_alert, run_failure_alert_sensor
+    from sensors.run_failures import failure_alert
 
     url, payloads = webhook
     layout = resolve_layout().ensure()
@@ -225,13 +223,7 @@ def test_run_failure_alert_names_the_group_and_the_offending_file(layout_env, ti
     assert "Steps failed" not in message
     assert details["group"] == group.group_id and details["steps"] == ["uvh5_group"]
 
-    failure = next(e for e in instance.all_logs(result.run_id)
-                   if e.dagster_event_type == DagsterEventType.RUN_FAILURE)
-    with build_run_status_sensor_context(
-            sensor_name="run_failure_alert_sensor", dagster_instance=instance,
-            dagster_run=result.dagster_run, dagster_event=failure.dagster_event,
-            resources=resources) as context:
-        run_failure_alert_sensor(context.for_run_failure())
+    fire_run_failure_sensor(instance, result, resources)
     deadline = time.monotonic() + 20
     while not payloads and time.monotonic() < deadline:
         time.sleep(0.1)
