@@ -37,7 +37,8 @@ def write_simulated_group(context: OpExecutionContext, config: DemoGroupConfig,
     # has the calibrator transiting through the beam, so it is classified a calibrator.
     request = SimulationRequest(out_dir=layout.incoming_dir, size=config.size, start=start,
                                 seed=config.group_index, calibrator=DEMO_CALIBRATOR,
-                                dec_deg=calibrator_source(DEMO_CALIBRATOR).dec_deg)
+                                dec_deg=calibrator_source(DEMO_CALIBRATOR).dec_deg,
+                                truth_dir=layout.tmp_dir / "demo-truth")
     (group,) = simulate(request)
     context.log.info("wrote group %s: %d files into %s", group.group_id, len(group.files),
                      layout.incoming_dir)

@@ -52,6 +52,9 @@ def test_demo_feeder_job_writes_a_group_into_incoming(layout_env):
     files = sorted(resolve_layout().incoming_dir.glob("*.hdf5"))
     assert len(files) == 16
     assert result.output_for_node("write_simulated_group") == files[0].name[:19]
+    # Only the subband files: the truth goes elsewhere, so the sensor has nothing to reject.
+    assert sorted(resolve_layout().incoming_dir.iterdir()) == files
+    assert any((resolve_layout().tmp_dir / "demo-truth").glob("*_truth.json"))
 
 
 def _free_port() -> int:

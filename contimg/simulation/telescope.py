@@ -51,6 +51,12 @@ class SimulationRequest:
     jitter_s: int = 2
     n_antennas: int | None = None
     stations: tuple[int, ...] | None = None
+    truth_dir: Path | None = None  # default: `truth/` beside the files
+
+    @property
+    def truth_path(self) -> Path:
+        """Where the truth goes (kept out of an incoming directory by the demo feeder)."""
+        return Path(self.truth_dir) if self.truth_dir else Path(self.out_dir) / "truth"
 
 
 @dataclass
@@ -81,7 +87,7 @@ def simulate(request: SimulationRequest) -> list[SimulatedGroup]:
     corruptions = draw_corruptions(request.seed, len(stations), all_freqs, enabled=request.corrupt)
     sky = _sky(request, preset.n_field_sources, start, dec_deg, calibrator)
     out_dir = Path(request.out_dir)
-    (out_dir / "truth").mkdir(parents=True, exist_ok=True)
+    request.truth_path.mkdir(parents=True, exist_ok=True)
     groups = []
     for index in range(request.n_groups):
         group_start = start + timedelta(seconds=index * inst.GROUP_DURATION_S)
@@ -225,11 +231,11 @@ def _write_truth(request, start, dec_deg, stations, geometry, uvd, gains, bandpa
         "corrupted": request.corrupt,
         "sources": sources,
     }
-    truth_json = out_dir / "truth" / f"{stem}_truth.json"
-    truth_npz = out_dir / "truth" / f"{stem}_truth.npz"
+    truth_json = request.truth_path / f"{stem}_truth.json"
+    truth_npz = request.truth_path / f"{stem}_truth.npz"
     truth_json.write_text(json.dumps(truth, indent=2))
     np.savez(truth_npz, gains=gains, bandpass=bandpass, freqs_hz=all_freqs, mjd=mjd,
              antenna_numbers=np.array([s - 1 for s in stations]))
-    write_nvss_table(out_dir / "truth" / f"{stem}_nvss.tsv",
+    write_nvss_table(request.truth_path / f"{stem}_nvss.tsv",
                      as_catalog([geo.source for geo in geometry]))
     return truth_json, truth_npz
