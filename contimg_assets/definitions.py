@@ -22,7 +22,7 @@ from schedules.operations import (
     state_backup_schedule,
 )
 from schedules.storage_monitoring import storage_usage_job, storage_usage_schedule
-from sensors.demo_telescope import simulated_telescope_sensor
+from sensors.demo_telescope import build_simulated_telescope_sensor
 from sensors.incoming_files import build_incoming_files_sensor, convert_group_job
 from sensors.run_failures import run_failure_alert_sensor
 
@@ -39,7 +39,7 @@ defs = Definitions(
     jobs=[convert_group_job, simulated_telescope_job, storage_locations_job, storage_usage_job,
           state_backup_job, lifecycle_job, retention_job],
     sensors=[build_incoming_files_sensor(int(settings["CONTIMG_SENSOR_INTERVAL_S"])),  # type: ignore[arg-type]
-             simulated_telescope_sensor, run_failure_alert_sensor],
+             build_simulated_telescope_sensor(settings), run_failure_alert_sensor],
     schedules=[storage_locations_schedule, storage_usage_schedule, state_backup_schedule,
                retention_schedule, archive_schedule],
     resources={"storage": storage, "state": StateDatabasesResource(storage=storage),

@@ -28,3 +28,17 @@ def test_the_science_package_never_imports_dagster():
 def test_benchmarks_are_not_shipped_in_the_package():
     assert not (REPO / "contimg" / "benchmarks").exists()
     assert (REPO / "benchmarks" / "__main__.py").exists()
+
+
+def test_settings_are_read_from_the_environment_in_one_place():
+    # One validated settings object (contimg/settings.py, locations in contimg/layout.py);
+    # the resource hands the process environment to it. Nothing else reads variables.
+    allowed = {"contimg/settings.py", "contimg/layout.py", "resources/storage_layout.py"}
+    readers = []
+    for package in ("contimg", "contimg_assets", "resources", "sensors", "schedules"):
+        for path in (REPO / package).rglob("*.py"):
+            relative = str(path.relative_to(REPO))
+            text = path.read_text()
+            if relative not in allowed and ("os.environ" in text or "getenv(" in text):
+                readers.append(relative)
+    assert readers == []
