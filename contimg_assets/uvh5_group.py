@@ -2,6 +2,7 @@
 
 import math
 import os
+import time
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
@@ -34,6 +35,12 @@ def uvh5_group(context: AssetExecutionContext, state: StateDatabasesResource) ->
             raise Failure(description=f"group {group_id} is not convertible: {exc}",
                           metadata={"files": MetadataValue.json([str(f) for f in files])},
                           allow_retries=False) from exc
+        except Exception as exc:
+            # Not the files' fault as far as we know: retried under the attempt limit.
+            reason = f"{type(exc).__name__}: {exc}"
+            fate = registry.defer(group_id, reason, time.time()) if status else "unknown"
+            raise Failure(description=f"validating group {group_id} failed ({reason}); the group "
+                          f"is now {fate}", allow_retries=False) from exc
     freqs = [f for s in plan.subbands for f in s.freqs_hz]
     return MaterializeResult(metadata={
         "files": MetadataValue.json([str(f) for f in plan.files]),

@@ -99,6 +99,8 @@ def _log_and_alert(context: SensorEvaluationContext, notifier: Notifier, store: 
                    report: TickReport) -> None:
     for _path, reason in report.rejected + report.duplicates:
         context.log.warning(reason)
+    for _path, note in report.changed:
+        context.log.warning(note)
     for group_id, reason in report.requeued:
         context.log.warning(f"group {group_id} back in line: {reason}")
     for group_id, missing in report.incomplete:

@@ -152,7 +152,7 @@ def _count_problem(paths: Sequence[Path], expected: int) -> str:
     if missing:
         stem = Path(paths[0]).name.rsplit("_sb", 1)[0]
         parts.append("missing " + ", ".join(f"sb{sb:02d}" for sb in missing)
-                     + f" (e.g. {folder}/{stem}_sb{missing[0]:02d}.hdf5)")
+                     + f" (no *_sb{missing[0]:02d}.hdf5 near {stem} in {folder})")
     if doubled:
         parts.append("unexpected " + ", ".join(n for names in doubled for n in names))
     return "; ".join(parts) + (". Fix: put the missing file(s) in place (the group is then "
@@ -160,9 +160,15 @@ def _count_problem(paths: Sequence[Path], expected: int) -> str:
 
 
 def _antenna_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    with h5py.File(path, "r") as handle:
-        header = handle["Header"]
-        return (header["ant_1_array"][()], header["ant_2_array"][()], header["time_array"][()])
+    try:
+        with h5py.File(path, "r") as handle:
+            header = handle["Header"]
+            return (np.asarray(header["ant_1_array"][()], int), np.asarray(header["ant_2_array"][()], int),
+                    np.asarray(header["time_array"][()], float))
+    except Exception as exc:  # noqa: BLE001 - any unreadable field is this file's fault
+        raise GroupValidationError(
+            f"{path}: cannot read its antennas and times ({type(exc).__name__}: {exc}). Fix: "
+            "replace the file (the group is then converted again).") from exc
 
 
 def _compare(header: SubbandHeader, reference: SubbandHeader,

@@ -20,6 +20,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     requeue = commands.add_parser("requeue", help="convert a group again (new run key)")
     requeue.add_argument("groups", nargs="+", help="group id(s), YYYY-MM-DDTHH:MM:SS")
     requeue.add_argument("--reason", default="requested by an operator")
+    requeue.add_argument("--force", action="store_true",
+                         help="also a completed group (move its MS aside first)")
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -36,7 +38,7 @@ def run_command(args: argparse.Namespace) -> int:
         for group in args.groups:
             try:
                 group_iso = naming.iso_timestamp(group)
-                state = registry.requeue(group_iso, args.reason)
+                state = registry.requeue(group_iso, args.reason, force=args.force)
             except (KeyError, ValueError) as exc:
                 print(f"contimg requeue: error: {exc.args[0]}", file=sys.stderr)
                 status = 2

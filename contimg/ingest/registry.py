@@ -11,6 +11,7 @@ caught later by group validation (the truncation check), not lost.
 from __future__ import annotations
 
 import bisect
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -56,6 +57,7 @@ class TickReport:
     incomplete: list[tuple[str, list[int]]] = field(default_factory=list)
     requeued: list[tuple[str, str]] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)
+    changed: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ready_ids(self) -> list[str]:
@@ -107,6 +109,7 @@ class IngestRegistry:
             on_disk = {obs.path for obs in observations}
             self._assign(sorted(complete, key=lambda item: (item[0], item[1])), stamp, report,
                          on_disk)
+            self._revive_failed_with_replacements(report)
             self._find_incomplete(now, stamp, report)
             if lock_held is not None:
                 self._requeue_abandoned(now, lock_held, report)
@@ -167,27 +170,75 @@ class IngestRegistry:
                             f"after {retry_at} UTC", run_requested=0, retry_after=retry_at)
         return "pending"
 
-    def requeue(self, group_id: str, reason: str) -> str:
-        """Put a group back in line (an operator's `contimg requeue`, or a replaced file):
-        attempts start again and the next run gets a new run key. Returns the new state."""
-        row = self.conn.execute("SELECT n_subbands, missing_subbands, state FROM groups"
-                                " WHERE group_id = ?", (group_id,)).fetchone()
+    def requeue(self, group_id: str, reason: str, *, force: bool = False) -> str:
+        """Put a group back in line (an operator's `contimg requeue`): replacement files
+        stand in for members gone from disk, attempts start again and the next run gets a
+        new run key. A completed group is refused unless `force`. Returns the new state."""
+        row = self.conn.execute("SELECT state FROM groups WHERE group_id = ?",
+                                (group_id,)).fetchone()
         if row is None:
             raise KeyError(f"unknown group {group_id}: not in the ingest registry. Fix: check the "
                            "id (YYYY-MM-DDTHH:MM:SS) with `contimg groups`.")
-        complete = row[0] >= self.settings.expected_subbands or (
-            row[1] and self.settings.incomplete_policy == "convert")
-        state = "pending" if complete else "collecting"
-        stamp = utc_now()
+        if row[0] == "completed" and not force:
+            raise ValueError(f"group {group_id} is already converted. Fix: to rebuild it, move its "
+                             "MS aside, then `contimg requeue --force`.")
         with write_transaction(self.conn):
-            self.conn.execute(
-                "UPDATE groups SET state = ?, error = ?, updated = ?, run_requested = 0,"
-                " attempts = 0, retry_after = NULL WHERE group_id = ?",
-                (state, f"requeued: {reason}", stamp, group_id))
-            self.conn.execute("UPDATE subband_files SET state = ?, updated = ? WHERE group_id = ?"
-                              f" AND state NOT IN ({','.join('?' * len(KEEP_FILE_STATES))})",
-                              ("collecting", stamp, group_id, *KEEP_FILE_STATES))
+            self._swap_in_replacements(group_id, utc_now())
+            state = self._reopen(group_id, f"requeued: {reason}")
         return state
+
+    def _reopen(self, group_id: str, note: str) -> str:
+        """Back to pending (complete, or incomplete under the convert policy) or collecting,
+        inside the caller's transaction; the incomplete timeout applies again."""
+        n_members, missing = self.conn.execute(
+            "SELECT (SELECT count(*) FROM subband_files WHERE group_id = ? AND state NOT IN"
+            " (?, ?, ?)), missing_subbands FROM groups WHERE group_id = ?",
+            (group_id, *NOT_MEMBERS, group_id)).fetchone()
+        by_policy = bool(missing) and self.settings.incomplete_policy == "convert"
+        state = "pending" if n_members >= self.settings.expected_subbands or by_policy else "collecting"
+        stamp = utc_now()
+        self.conn.execute(
+            "UPDATE groups SET state = ?, error = ?, updated = ?, n_subbands = ?, run_requested = 0,"
+            " attempts = 0, retry_after = NULL, missing_subbands = ? WHERE group_id = ?",
+            (state, note, stamp, n_members, missing if by_policy else None, group_id))
+        self.conn.execute("UPDATE subband_files SET state = ?, updated = ? WHERE group_id = ?"
+                          f" AND state NOT IN ({','.join('?' * len(KEEP_FILE_STATES))})",
+                          ("collecting", stamp, group_id, *KEEP_FILE_STATES))
+        return state
+
+    def _swap_in_replacements(self, group_id: str, stamp: str) -> list[str]:
+        """Files kept aside as duplicates take the place of members gone from disk (an
+        operator removed the bad file after copying a good one under another name)."""
+        rows = self.conn.execute(
+            "SELECT path, subband, state FROM subband_files WHERE group_id = ?"
+            " AND state NOT IN ('rejected', 'missing', 'writing') ORDER BY mtime DESC",
+            (group_id,)).fetchall()
+        members = {sb: path for path, sb, state in rows if state != "duplicate"}
+        swapped = []
+        for path, subband, state in rows:
+            holder = members.get(subband)
+            if state != "duplicate" or not os.path.exists(path) or (
+                    holder is not None and os.path.exists(holder)):
+                continue
+            if holder is not None:
+                self.conn.execute("UPDATE subband_files SET state = 'missing', updated = ?,"
+                                  " reason = ? WHERE path = ?",
+                                  (stamp, f"gone from disk; replaced by {path}", holder))
+            self.conn.execute("UPDATE subband_files SET state = 'collecting', updated = ?,"
+                              " reason = NULL WHERE path = ?", (stamp, path))
+            members[subband] = path
+            swapped.append(path)
+        return swapped
+
+    def _revive_failed_with_replacements(self, report: TickReport) -> None:
+        """Each tick: a failed group whose member vanished and whose replacement waits as a
+        duplicate is put back in line (failed groups are few; this is a handful of queries)."""
+        stamp = utc_now()
+        for (group_iso,) in self.conn.execute(
+                "SELECT group_id FROM groups WHERE state = 'failed'").fetchall():
+            if self._swap_in_replacements(group_iso, stamp):
+                self._reopen(group_iso, "a replacement file took the place of a vanished one")
+                report.requeued.append((group_iso, "a replacement took the place of a vanished file"))
 
     def list_groups(self, state: str | None = None, limit: int = 50) -> list[tuple]:
         """(group_id, state, n_subbands, error) of the newest groups, optionally of one state."""
@@ -295,8 +346,9 @@ class IngestRegistry:
         members: dict[str, dict[int, str]] = {g: {} for g in group_ids}
         if group_ids:
             for group_id, subband, path in self.conn.execute(
+                    # 'writing' rows with a group are members being rewritten: still members.
                     "SELECT group_id, subband, path FROM subband_files WHERE group_id BETWEEN ? AND ?"
-                    " AND state NOT IN (?, ?, ?, 'writing')",
+                    " AND state NOT IN (?, ?, ?)",
                     (min(group_ids), max(group_ids), *NOT_MEMBERS)):
                 if group_id in members:
                     members[group_id][subband] = path
@@ -331,6 +383,13 @@ class IngestRegistry:
         """The subband_files row for one complete file: a member, or a duplicate."""
         group_iso, group_state = group[1], group[2]
         holder = members.get(subband)
+        if holder == obs.path and group_state != "collecting":
+            # A member rewritten after its group moved on stays the member (never a
+            # duplicate of itself); the operator hears that it changed.
+            report.changed.append((obs.path, f"{obs.name} changed after its group {group_iso} "
+                                   f"was {group_state}; it stays the group's sb{subband:02d}"))
+            return (obs.path, group_iso, subband, obs.size, obs.mtime, group_state, stamp, stamp,
+                    None)
         if (holder is not None and holder != obs.path) or group_state != "collecting":
             why = (f"subband sb{subband:02d} of group {group_iso} already comes from {holder}"
                    if holder and holder != obs.path else f"group {group_iso} is already {group_state}")
@@ -346,7 +405,7 @@ class IngestRegistry:
     def _find_incomplete(self, now: float, stamp: str, report: TickReport) -> None:
         cutoff = datetime.fromtimestamp(now - self.settings.incomplete_timeout_s, UTC)
         rows = self.conn.execute(
-            "SELECT group_id FROM groups WHERE state = 'collecting' AND error IS NULL"
+            "SELECT group_id FROM groups WHERE state = 'collecting' AND missing_subbands IS NULL"
             " AND first_seen < ?", (cutoff.strftime("%Y-%m-%dT%H:%M:%S"),)).fetchall()
         for (group_iso,) in rows:
             present = {r[0] for r in self.conn.execute(
@@ -387,12 +446,20 @@ class IngestRegistry:
         moment = datetime.fromtimestamp(now, UTC)
         retry_before = (moment - REREQUEST_AFTER).strftime("%Y-%m-%dT%H:%M:%S")
         rows = self.conn.execute(
-            "SELECT group_id, run_requested FROM groups WHERE state = 'pending'"
+            "SELECT group_id, run_requested, attempts FROM groups WHERE state = 'pending'"
             " AND (retry_after IS NULL OR retry_after <= ?)"
             " AND (run_requested = 0 OR updated < ?) ORDER BY group_id",
             (moment.strftime("%Y-%m-%dT%H:%M:%S"), retry_before)).fetchall()
         ready = [r[0] for r in rows
                  if r[1] == 0 or (run_queued is not None and not run_queued(r[0]))]
+        for group_iso, requested, attempts in rows:
+            # Runs that keep ending without recording anything (a step that dies before
+            # it can) must not be requested forever: the attempt limit applies here too.
+            if requested and group_iso in ready and attempts >= self.settings.max_attempts:
+                ready.remove(group_iso)
+                self._set_state(group_iso, "failed", f"requested {attempts} times, but no run "
+                                "finished it; see the runs of this partition in the UI. Fix the "
+                                f"cause, then `contimg requeue {group_iso}`.")
         stamp = utc_now()
         self.conn.executemany(
             "UPDATE groups SET run_requested = 1, run_requests = run_requests + 1,"
