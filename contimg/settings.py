@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from contimg.layout import LayoutError, StorageLayout, resolve_layout
+from contimg.secrets import redact_remote
 
 
 class SettingsError(ValueError):
@@ -92,7 +93,7 @@ SPECS: tuple[Spec, ...] = (
          "delete what the plan allows (default: dry run)"),
     Spec("CONTIMG_MIN_FREE_GB", "retention", "days", None,
          "free-space floor: oldest eligible products go first until it is met"),
-    Spec("CONTIMG_RETENTION_ARCHIVE_FIRST", "retention", "bool", False,
+    Spec("CONTIMG_RETENTION_ARCHIVE_FIRST", "retention", "bool", "profile",
          "copy raw files and science MS to the remote (verified) before retention deletes them"),
     *(Spec(f"CONTIMG_RETENTION_{kind.upper()}_DAYS", "retention", "days", "profile",
            f"days to keep {kind} (overrides the profile; 'none' keeps them)")
@@ -135,7 +136,7 @@ class Settings:
         lines = []
         for spec in SPECS:
             value = self.values[spec.variable]
-            shown = mask(str(value)) if spec.secret and value else value
+            shown = masked(spec, str(value)) if spec.secret and value else value
             lines.append(f"{spec.variable:34s} {shown!s:24s} ({self.origins[spec.variable]})")
         return lines
 
@@ -186,7 +187,9 @@ def _build(env: Mapping[str, str]) -> Settings:
 
 def parse_value(spec: Spec, raw: object, where: str) -> object:
     """Turn one raw value (environment text or TOML value) into the spec's type, or raise."""
-    shown = mask(str(raw)) if spec.secret else repr(raw)
+    shown = masked(spec, str(raw)) if spec.secret else repr(raw)
+    if isinstance(spec.default, str) and spec.default and raw == spec.default:
+        return raw  # a word default such as "profile", written out
     if isinstance(raw, str):
         text = raw.strip()
         if text == "" and spec.kind not in ("text", "url", "days"):
@@ -196,8 +199,6 @@ def parse_value(spec: Spec, raw: object, where: str) -> object:
     if spec.kind == "days":
         if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none", "indefinite")):
             return None
-        if raw == spec.default:  # e.g. "profile": the documented default, written out
-            return raw
         return _number(spec, raw, where, shown)
     if spec.kind == "bool":
         if isinstance(raw, bool):
@@ -226,6 +227,12 @@ def check_url(url: str, where: str) -> None:
         raise SettingsError(f"{where} is not an http(s) URL with a host (it looks like "
                             f"{mask(url)}). Fix: use the full webhook URL, "
                             "e.g. https://hooks.slack.com/services/...")
+
+
+def masked(spec: Spec, value: str) -> str:
+    """A secret setting shown safely: a URL as scheme and host, a remote with its
+    connection-string values and passwords replaced by ***."""
+    return mask(value) if spec.kind == "url" else redact_remote(value)
 
 
 def mask(value: str) -> str:

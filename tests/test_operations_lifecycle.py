@@ -324,11 +324,13 @@ def test_science_ms_after_n_days_calibrator_and_failed_ms_kept(lifecycle):
                                   "CONTIMG_RETENTION_CALIBRATOR_MS_DAYS": "3"})
 
 
-def test_archive_first_copies_and_verifies_the_ms_before_deleting(lifecycle):
+@pytest.mark.parametrize("archive_first", [{"CONTIMG_RETENTION_ARCHIVE_FIRST": "1"}, {}],
+                         ids=["explicit", "phase4-default"])
+def test_archive_first_copies_and_verifies_the_ms_before_deleting(lifecycle, archive_first):
+    # phase4 archives first by default: a science MS is the only copy of its data.
     layout, store, remote = lifecycle
     science = _ms(layout, store, "science", "2025-10-01T00:00:00", 10)
-    policy = RetentionPolicy.from_env({"CONTIMG_RETENTION_PROFILE": "phase4",
-                                       "CONTIMG_RETENTION_ARCHIVE_FIRST": "1"})
+    policy = RetentionPolicy.from_env({"CONTIMG_RETENTION_PROFILE": "phase4", **archive_first})
     plan = plan_retention(layout, store, policy)
     assert apply_retention(store, plan) == [str(science)]
     copy = remote / "ms" / "science" / "2025-10-01" / science.name

@@ -64,3 +64,12 @@ def test_the_code_location_refuses_to_load_with_a_bad_setting(layout_env):
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "CONTIMG_SENSOR_INTERVAL_S='-30' is out of range" in result.stderr
+
+
+def test_doctor_never_prints_the_remote_credentials(layout_env):
+    env = {"CONTIMG_HOME": str(layout_env), "PATH": "/usr/bin:/bin",
+           "CONTIMG_RCLONE_REMOTE": "archive,pass=hunter2:dsa110"}
+    result = subprocess.run([str(VENV_BIN / "contimg"), "doctor"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert "CONTIMG_RCLONE_REMOTE" in result.stdout and "archive,pass=***:dsa110" in result.stdout
+    assert "hunter2" not in result.stdout + result.stderr

@@ -53,6 +53,9 @@ from contimg.state.products_db import (
 )
 
 DATA_TYPES = ("incoming", "science_ms", "calibrator_ms", "failed_ms", "images", "mosaics")
+# Phase 4 deletes raw files and science MS, the only copies of the data until later
+# stages exist: it archives them (copy + verify) first unless told otherwise.
+PROFILE_ARCHIVES_FIRST = {"seed": False, "phase4": True}
 PROFILES: dict[str, dict[str, float | None]] = {
     "seed": dict.fromkeys(DATA_TYPES),
     "phase4": {"incoming": 7, "science_ms": 7, "calibrator_ms": None, "failed_ms": None,
@@ -92,8 +95,12 @@ class RetentionPolicy:
                 raise SettingsError(f"{variable}={value}: {ALWAYS_KEPT[data_type]}. "
                                     "Fix: unset it (or set it to 'none').")
             days[data_type] = value  # type: ignore[assignment]
+        profile = str(settings["CONTIMG_RETENTION_PROFILE"])
+        archive_first = settings["CONTIMG_RETENTION_ARCHIVE_FIRST"]
+        if archive_first == "profile":
+            archive_first = PROFILE_ARCHIVES_FIRST[profile]
         return cls(days, settings["CONTIMG_MIN_FREE_GB"],  # type: ignore[arg-type]
-                   bool(settings["CONTIMG_RETENTION_ARCHIVE_FIRST"]))
+                   bool(archive_first))
 
     def with_floor(self, min_free_gb: float | None) -> RetentionPolicy:
         """The same policy with another floor (the CLI's --min-free-gb)."""
