@@ -69,6 +69,8 @@ SPECS: tuple[Spec, ...] = (
          "what to do with a group that never completes", choices=("wait", "convert")),
     Spec("CONTIMG_STALE_RUN_S", "ingest", "float", 900.0,
          "a group in_progress this long with no live run returns to the queue", positive=True),
+    Spec("CONTIMG_CONVERT_TIMEOUT_S", "ingest", "float", 1800.0,
+         "a conversion running longer is killed and retried", positive=True),
     Spec("CONTIMG_MAX_ATTEMPTS", "ingest", "int", 5,
          "conversion attempts of a group before it is failed for an operator", minimum=1),
     Spec("CONTIMG_SENSOR_INTERVAL_S", "sensor", "int", 15, "seconds between incoming scans",

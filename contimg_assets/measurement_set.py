@@ -12,7 +12,7 @@ from contimg.conversion.pipeline import (
     MsValidationError,
     convert_into_tree,
 )
-from contimg.conversion.staging import reap_stale_workspaces
+from contimg.conversion.staging import reap_group_partials, reap_stale_workspaces
 from contimg.ingest.group_lock import GroupBusyError, group_lock
 from contimg.ingest.registry import IngestRegistry
 from contimg.ingest.settings import IngestSettings
@@ -45,8 +45,8 @@ def measurement_set(context: AssetExecutionContext, storage: StorageLayoutResour
     group_id = context.partition_key
     layout = storage.layout()
     settings = IngestSettings.from_env()
-    for path in reap_stale_workspaces(layout):
-        context.log.warning(f"removed a stale workspace left by a killed run: {path}")
+    for path in reap_stale_workspaces(layout) + reap_group_partials(layout, group_id):
+        context.log.warning(f"removed what a killed run left behind: {path}")
     try:
         with group_lock(layout, group_id), state.open() as store:
             registry = IngestRegistry(store, settings)
@@ -84,7 +84,8 @@ def _convert(context: AssetExecutionContext, registry: IngestRegistry, layout, s
     try:
         outcome = convert_into_tree(
             group_id, files, layout, store,
-            ConversionOptions(expected_subbands=settings.expected_subbands),
+            ConversionOptions(expected_subbands=settings.expected_subbands,
+                              timeout_s=settings.convert_timeout_s),
             progress=context.log.debug, allow_missing=bool(status[2]))
     except AlreadyConvertedError:
         registry.mark_group(group_id, "completed")  # the tree has it: the registry agrees

@@ -724,3 +724,29 @@ def test_requeue_refuses_a_converted_group_unless_forced(platform, tiny_groups):
         _registry(layout).requeue(group.group_id, "by mistake")
     assert _registry(layout).group_state(group.group_id)[0] == "completed"
     assert _registry(layout).requeue(group.group_id, "rebuild", force=True) == "pending"
+
+
+def test_a_hung_converter_is_killed_after_the_timeout(tmp_path):
+    from contimg.conversion.isolation import run_in_child
+
+    def hang(progress=None):
+        time.sleep(600)
+
+    began = time.monotonic()
+    with pytest.raises(ConverterCrashedError, match="longer than 1 s"):
+        run_in_child(hang, timeout_s=1.0)
+    assert time.monotonic() - began < 10
+
+
+def test_partials_in_any_kind_of_the_groups_date_are_reaped_before_it_converts(platform,
+                                                                              tiny_groups):
+    layout, resources, instance = platform
+    group = tiny_groups[1]  # a science group: its own move goes to science/, not calibrators/
+    _drop(group.files, layout.incoming_dir)
+    _tick(instance, resources)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftover = layout.ms_date_dir("calibrators", group.group_id) / f".x.ms.partial-{dead.pid}"
+    leftover.mkdir(parents=True)
+    assert _materialize(group.group_id, instance, resources).success
+    assert not leftover.exists()

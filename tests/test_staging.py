@@ -101,9 +101,12 @@ def test_stale_workspaces_of_dead_runs_are_reaped(layout_env):
     (stale / ".owner").write_text(f"{dead.pid} 0\n")
     live = layout.staging_dir / "2025-10-13_13_33_12"
     live.mkdir(parents=True)
-    (live / ".owner").write_text(f"{os.getpid()} 9999999999\n")
+    (live / ".owner").write_text(f"{os.getpid()} 0\n")  # started long ago, still running
+    foreign = layout.tmpfs_root / "someone-elses-cache"  # e.g. CONTIMG_TMPFS_DIR=/dev/shm
+    foreign.mkdir()
+    os.utime(foreign, (0, 0))
     assert reap_stale_workspaces(layout) == [stale]
-    assert live.exists() and not stale.exists()
+    assert live.exists() and foreign.exists() and not stale.exists()
 
 
 def test_cli_convert_writes_an_ms_and_reports_bad_input(tiny_groups, tmp_path):

@@ -14,6 +14,7 @@ import faulthandler
 import multiprocessing
 import pickle
 import signal
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -24,16 +25,27 @@ class ConverterCrashedError(RuntimeError):
 
 
 def run_in_child(function: Callable[..., Any], *args: Any,
-                 progress: Callable[[str], None] | None = None, **kwargs: Any) -> Any:
+                 progress: Callable[[str], None] | None = None, timeout_s: float | None = None,
+                 **kwargs: Any) -> Any:
     """Call `function(*args, progress=..., **kwargs)` in a forked child and return its
-    result; re-raise its exception; raise ConverterCrashedError if it dies."""
+    result; re-raise its exception; raise ConverterCrashedError if it dies, or if it
+    runs longer than `timeout_s` (then it is killed: a hung writer must not hold the
+    group's lock forever)."""
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_child_main, args=(sender, function, args, kwargs),
                             name="contimg-converter", daemon=True)
     child.start()
     sender.close()
-    outcome = _collect(receiver, child, progress)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    outcome = _collect(receiver, child, progress, deadline)
+    if outcome == "timeout":
+        child.kill()
+        child.join()
+        receiver.close()
+        raise ConverterCrashedError(f"the converter ran longer than {timeout_s:.0f} s and was "
+                                    "killed (CONTIMG_CONVERT_TIMEOUT_S); a stalled disk is the "
+                                    "usual cause")
     child.join()
     receiver.close()
     if outcome is None:
@@ -55,9 +67,11 @@ def describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def _collect(receiver: Connection, child: Any,
-             progress: Callable[[str], None] | None) -> tuple[str, Any] | None:
+def _collect(receiver: Connection, child: Any, progress: Callable[[str], None] | None,
+             deadline: float | None) -> tuple[str, Any] | str | None:
     while True:
+        if deadline is not None and time.monotonic() > deadline:
+            return "timeout"
         try:
             if receiver.poll(0.2):
                 kind, value = receiver.recv()

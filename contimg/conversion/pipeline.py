@@ -59,6 +59,7 @@ class ConversionOptions:
     calibrator_flux_floor_jy: float = 5.0
     calibrator_max_dec_offset_deg: float = 1.5
     keep_failed_output: bool = True
+    timeout_s: float | None = 1800.0  # the converter is killed after this (a stalled disk)
 
 
 def convert_into_tree(group_id: str, files: Sequence[Path], layout: StorageLayout,
@@ -81,7 +82,8 @@ def convert_into_tree(group_id: str, files: Sequence[Path], layout: StorageLayou
         staged = space.path / naming.ms_name(group_iso)
         try:
             # In a child process: a casacore abort (a full tmpfs) becomes an exception here.
-            report = run_in_child(convert_group, plan.files, staged, progress=progress, plan=plan)
+            report = run_in_child(convert_group, plan.files, staged, progress=progress, plan=plan,
+                                  timeout_s=options.timeout_s)
             lap = time.perf_counter()
             check_ms(staged, report.n_rows, report.n_channels)
             classification = classify_group(

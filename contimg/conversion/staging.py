@@ -11,6 +11,7 @@ on failure; ones left by a killed run are reaped.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from contimg.layout import StorageLayout
+from contimg.layout import MS_KINDS, StorageLayout
 
 # The MS as the converter lays it out (ms_skeleton): DATA and FLAG in tiles of
 # ROWS_PER_TILE rows, so rows are padded up to whole tiles; DATA is complex64 and FLAG
@@ -31,6 +32,7 @@ SCALAR_ROW_BYTES = 112
 SAFETY_FACTOR = 1.15
 STALE_AFTER_S = 6 * 3600
 PARTIAL_MARK = ".partial-"
+_GROUP_DIR = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{2}_[0-9]{2}_[0-9]{2}")
 
 class InsufficientSpaceError(RuntimeError):
     """Neither tmpfs nor scratch can hold the product: refuse before writing anything."""
@@ -137,6 +139,13 @@ def reap_partial_moves(directory: Path) -> list[Path]:
     return removed
 
 
+def reap_group_partials(layout: StorageLayout, group_id: str) -> list[Path]:
+    """Partial copies in every MS kind's directory for the group's date (its retry would
+    move into one of them; a kill during the move left the copy there)."""
+    return [path for kind in MS_KINDS
+            for path in reap_partial_moves(layout.ms_date_dir(kind, group_id))]
+
+
 def reap_stale_workspaces(layout: StorageLayout, *, older_than_s: float = STALE_AFTER_S
                           ) -> list[Path]:
     """Remove workspaces whose owning process is gone (or that are very old)."""
@@ -152,14 +161,17 @@ def reap_stale_workspaces(layout: StorageLayout, *, older_than_s: float = STALE_
 
 
 def _is_stale(path: Path, older_than_s: float) -> bool:
+    """Only our own workspaces (a group-id name) are ever judged: one whose owner process
+    is gone, or, when the owner file is unreadable, one untouched for `older_than_s`.
+    A workspace whose owner still runs is never removed, however old."""
+    if not _GROUP_DIR.fullmatch(path.name):
+        return False  # not a contimg workspace: someone else's directory
     owner = path / ".owner"
     try:
-        pid_text, started = owner.read_text().split()
+        pid_text, _started = owner.read_text().split()
         pid = int(pid_text)
     except (OSError, ValueError):
         return time.time() - path.stat().st_mtime > older_than_s
-    if time.time() - float(started) > older_than_s:
-        return True
     return not _process_alive(pid)
 
 

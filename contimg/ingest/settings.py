@@ -22,6 +22,7 @@ class IngestSettings:
 
     stale_run_s: float = 900.0  # in_progress this long with no live run: back to the queue
     max_attempts: int = 5
+    convert_timeout_s: float = 1800.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
@@ -39,4 +40,5 @@ class IngestSettings:
             incomplete_policy=str(settings["CONTIMG_INCOMPLETE_POLICY"]),
             stale_run_s=float(settings["CONTIMG_STALE_RUN_S"]),  # type: ignore[arg-type]
             max_attempts=int(settings["CONTIMG_MAX_ATTEMPTS"]),  # type: ignore[arg-type]
+            convert_timeout_s=float(settings["CONTIMG_CONVERT_TIMEOUT_S"]),  # type: ignore[arg-type]
         )
