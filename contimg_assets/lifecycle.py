@@ -6,7 +6,6 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, Ret
 from contimg.ops.archive import archive_products
 from contimg.ops.metrics import record_ops_run
 from contimg.ops.retention import RetentionPolicy, apply_retention, plan_retention
-from contimg.settings import load_settings
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 
 
@@ -15,10 +14,10 @@ def product_archive(context: AssetExecutionContext, storage: StorageLayoutResour
                     state: StateDatabasesResource, notifier: NotifierResource) -> MaterializeResult:
     """Images -> .fits.fz, mosaics -> .tar.gz under archive/, rclone copy (adding only,
     never deleting on the remote), rclone check, archive locations recorded. Idempotent."""
-    layout, store = storage.layout(), state.store()
-    report = archive_products(layout, store)
-    record_ops_run(store, "archive", "ok", f"{len(report.images)} images, "
-                                           f"{len(report.mosaics)} mosaics")
+    with state.open() as store:
+        report = archive_products(storage.layout(), store)
+        record_ops_run(store, "archive", "ok", f"{len(report.images)} images, "
+                                               f"{len(report.mosaics)} mosaics")
     notifier.notifier().notify("archive_complete",
                                f"archived {len(report.images)} image(s) and "
                                f"{len(report.mosaics)} mosaic(s) to {report.remote}",
@@ -34,14 +33,15 @@ def retention(context: AssetExecutionContext, storage: StorageLayoutResource,
     """Apply the retention policy (CONTIMG_RETENTION_PROFILE; the seed's is keep-all) and the
     free-space floor (CONTIMG_MIN_FREE_GB) — a dry run unless CONTIMG_RETENTION_APPLY=1.
     Alerts when free space is below the floor."""
-    layout, store = storage.layout(), state.store()
-    plan = plan_retention(layout, store, RetentionPolicy.from_env())
-    apply = bool(load_settings()["CONTIMG_RETENTION_APPLY"])
-    removed = apply_retention(store, plan) if apply else []
+    settings = storage.settings()
+    apply = bool(settings["CONTIMG_RETENTION_APPLY"])
+    with state.open() as store:
+        plan = plan_retention(settings.layout.ensure(), store, RetentionPolicy.from_settings(settings))
+        removed = apply_retention(store, plan) if apply else []
+        record_ops_run(store, "retention", "ok", f"{len(removed)} deleted, dry run: {not apply}")
     for line in plan.lines():
         context.log.info(line)
     mode = "applied" if apply else "dry run"
-    record_ops_run(store, "retention", "ok", f"{len(removed)} deleted, dry run: {not apply}")
     alerts = notifier.notifier()
     if plan.floor is not None and plan.floor.below:
         alerts.notify("retention_floor", f"retention ({mode}): {plan.floor.line()}",

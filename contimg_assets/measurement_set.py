@@ -44,7 +44,7 @@ def measurement_set(context: AssetExecutionContext, storage: StorageLayoutResour
     """
     group_id = context.partition_key
     layout = storage.layout()
-    settings = IngestSettings.from_env()
+    settings = IngestSettings.from_settings(storage.settings())
     for path in reap_stale_workspaces(layout) + reap_group_partials(layout, group_id):
         context.log.warning(f"removed what a killed run left behind: {path}")
     try:

@@ -3,6 +3,7 @@
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from contimg.state.products_db import register_storage_locations
 from resources import StateDatabasesResource, StorageLayoutResource
 
 
@@ -15,11 +16,8 @@ def storage_locations(
     """Register where every kind of product lives (the seed's storage_locations table)."""
     layout = storage.layout()
     locations = layout.storage_locations()
-    store = state.store()
-    try:
-        store.register_storage_locations(locations)
-    finally:
-        store.close()
+    with state.open() as store:
+        register_storage_locations(store, locations)
     table = "| name | path |\n|---|---|\n" + "\n".join(f"| {k} | `{v}` |" for k, v in locations.items())
     context.log.info("registered %d storage locations", len(locations))
     return MaterializeResult(metadata={

@@ -23,7 +23,6 @@ from contimg.ops.usage_history import (
     estimate_growth,
     history_png,
 )
-from contimg.settings import load_settings
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 
 CHECKS = [
@@ -42,13 +41,14 @@ def storage_usage(context: AssetExecutionContext, storage: StorageLayoutResource
     per threshold crossing. Growth is only estimated over CONTIMG_GROWTH_MIN_SPAN_H
     hours of history or more; the metadata shows the span used."""
     layout = storage.layout()
-    thresholds = DiskThresholds.from_env()
+    settings = storage.settings()
+    thresholds = DiskThresholds.from_settings(settings)
     history_dir = layout.state_dir / "history" / "storage_usage"
     observation = observe_storage(layout, cache_file=history_dir.parent / "area_walk_cache.json")
     append_observation(history_dir, observation)
     compact_past_days(history_dir, today=observation.observed_at[:10])
     growth = estimate_growth(history_dir,
-                             min_span_h=float(load_settings()["CONTIMG_GROWTH_MIN_SPAN_H"]))
+                             min_span_h=float(settings["CONTIMG_GROWTH_MIN_SPAN_H"]))
     levels = {"fast_disk_free": thresholds.fast_disk_level(observation),
               "tmpfs_usage": thresholds.tmpfs_level(observation)}
     _alert_on_crossings(state, notifier, levels, observation)
@@ -69,9 +69,10 @@ def _check(name: str, level: str, text: str) -> AssetCheckResult:
 
 
 def _alert_on_crossings(state, notifier, levels, observation) -> None:
-    store = state.store()
-    for key, level in levels.items():
-        previous = level_changed(store, f"disk:{key}", level)
+    with state.open() as store:
+        changes = {key: level_changed(store, f"disk:{key}", level) for key, level in levels.items()}
+    for key, previous in changes.items():
+        level = levels[key]
         if previous is not None:
             notifier.notifier().notify(
                 "disk_threshold", f"{key} went from {previous} to {level}", check=key,

@@ -19,7 +19,7 @@ def uvh5_group(context: AssetExecutionContext, state: StateDatabasesResource) ->
     frequencies, declination) and can be read. A violation fails the group, names the
     file, and leaves every file where it is."""
     group_id = context.partition_key
-    settings = IngestSettings.from_env()
+    settings = IngestSettings.from_settings(state.storage.settings())
     with state.open() as store:
         registry = IngestRegistry(store, settings)
         files = registry.group_files(group_id)

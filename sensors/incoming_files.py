@@ -58,7 +58,8 @@ def build_incoming_files_sensor(interval_s: int = 15) -> SensorDefinition:
 
         try:
             with state.open() as store:
-                report = run_tick(layout, store, IngestSettings.from_env(), run_queued=run_queued)
+                report = run_tick(layout, store, IngestSettings.from_settings(storage.settings()),
+                              run_queued=run_queued)
                 _log_and_alert(context, notifier.notifier(), store, report)
         except StateDatabaseError as exc:
             # A lost or broken state database stops ingest (nothing is recreated empty);

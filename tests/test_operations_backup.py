@@ -22,7 +22,7 @@ from contimg.ops.backup import (
     prune_local_backups,
     ship_backup,
 )
-from contimg.state import StateStore
+from contimg.state import StateStore, products_db
 from contimg.state.connection import (
     STATE_LOCK_NAME,
     state_lock_holders,
@@ -111,10 +111,10 @@ def test_restore_command_brings_back_the_backed_up_rows(layout_env):
     layout = resolve_layout().ensure()
     store = StateStore(layout.state_dir)
     for n in range(5):
-        store.log_move(f"/a/{n}", f"/b/{n}", action="move")
+        products_db.log_move(store, f"/a/{n}", f"/b/{n}", action="move")
     backup = backup_databases(layout)
     for n in range(7):
-        store.log_move(f"/c/{n}", f"/d/{n}", action="move")
+        products_db.log_move(store, f"/c/{n}", f"/d/{n}", action="move")
     store.close()
     command = [str(VENV_BIN / "contimg"), "restore", "--backup", backup.path.name]
     dry = subprocess.run(command, capture_output=True, text=True, timeout=120)
@@ -136,11 +136,11 @@ def test_restore_command_brings_back_the_backed_up_rows(layout_env):
 _HOLDER = """
 import sys, time
 from pathlib import Path
-from contimg.state import StateStore
+from contimg.state import StateStore, products_db
 store = StateStore(sys.argv[1])
 n = 0
 while not Path(sys.argv[2]).exists():
-    store.log_move(f"/w/{n}", f"/x/{n}", action="move")
+    products_db.log_move(store, f"/w/{n}", f"/x/{n}", action="move")
     n += 1
     if n == 1:
         print("writing", flush=True)
@@ -254,10 +254,10 @@ def test_a_tampered_backup_is_refused_with_a_clear_message(layout_env, case):
     layout = resolve_layout().ensure()
     with StateStore(layout.state_dir) as store:
         store.migrate_all()
-        store.log_move("/a", "/b", action="move")
+        products_db.log_move(store, "/a", "/b", action="move")
     backup = backup_databases(layout).path
     with StateStore(layout.state_dir) as store:
-        store.log_move("/c", "/d", action="move")
+        products_db.log_move(store, "/c", "/d", action="move")
     tamper, message = TAMPERING[case]
     tamper(backup)
     for extra in ((), ("--yes",)):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from contimg.conversion.ms_writer import convert_group
 from contimg.layout import resolve_layout
-from contimg.state import StateStore
+from contimg.state import StateStore, products_db
 from tests.conftest import VENV_BIN
 
 
@@ -47,7 +47,7 @@ def test_state_databases_move_to_persistent_storage_behind_a_symlink(layout_env,
     old = tmp_path / "stage_state"
     old_store = StateStore(old)
     old_store.migrate_all()
-    old_store.log_move("/x", "/y", action="move")
+    products_db.log_move(old_store, "/x", "/y", action="move")
     old_store.close()
     shutil.rmtree(layout.state_dir)
     dry = _contimg("migrate", "state", "--from", str(old))

@@ -12,7 +12,7 @@ import pytest
 
 from contimg.doctor import quick_check
 from contimg.layout import resolve_layout
-from contimg.state import DATABASES, StateStore
+from contimg.state import DATABASES, StateStore, products_db
 from contimg.state.connection import (
     MARKER_NAME,
     CorruptDatabaseError,
@@ -42,7 +42,8 @@ def _writer(state_dir: str, worker: int, seconds: float, queue: mp.Queue) -> Non
                 " VALUES (?, 'pending', 16, ?, ?)",
                 (f"w{worker}-{written:06d}", utc_now(), utc_now()),
             )
-            store.log_move(f"/in/{worker}/{written}", f"/out/{worker}/{written}", action="move")
+            products_db.log_move(store, f"/in/{worker}/{written}", f"/out/{worker}/{written}",
+                                 action="move")
             written += 1
     except Exception as exc:  # reported to the parent, which fails the test
         errors.append(repr(exc))
@@ -98,7 +99,7 @@ def test_newer_schema_is_refused_with_a_fix(tmp_path: Path):
 def test_parameters_are_bound_not_formatted(tmp_path: Path):
     store = StateStore(tmp_path)
     hostile = "x'); DROP TABLE ms_index; --"
-    store.log_move(hostile, "/dst", action="move", reason=hostile)
+    products_db.log_move(store, hostile, "/dst", action="move", reason=hostile)
     row = store.query("products", "SELECT source, reason FROM file_moves")[0]
     assert tuple(row) == (hostile, hostile)
     assert store.query("products", "SELECT count(*) FROM ms_index")[0][0] == 0
@@ -163,7 +164,7 @@ def test_first_creation_on_an_empty_state_dir_records_the_databases(tmp_path: Pa
 
 def test_a_deleted_database_is_refused_not_recreated_empty(tmp_path: Path):
     with StateStore(tmp_path) as store:
-        store.log_move("/a", "/b", action="move")
+        products_db.log_move(store, "/a", "/b", action="move")
     for path in tmp_path.glob("products.sqlite3*"):
         path.unlink()
     with pytest.raises(MissingDatabaseError, match="contimg restore") as caught:
@@ -222,7 +223,7 @@ def test_doctor_quick_checks_and_names_the_broken_database(layout_env):
 def test_a_partly_damaged_database_fails_quick_check(tmp_path: Path):
     with StateStore(tmp_path) as store:
         for n in range(2000):
-            store.log_move(f"/a/{n}" * 10, f"/b/{n}" * 10, action="move")
+            products_db.log_move(store, f"/a/{n}" * 10, f"/b/{n}" * 10, action="move")
         store.connection("products").execute("PRAGMA wal_checkpoint(TRUNCATE)")
     path = tmp_path / "products.sqlite3"
     assert quick_check(path) == "ok"

@@ -29,11 +29,7 @@ GB = 1e9
 
 def record_ops_run(store: StateStore, operation: str, status: str, details: str = "") -> None:
     """Remember that an operation (backup, archive, retention) finished."""
-    now = time.time()
-    store.execute("products",
-                  "INSERT INTO ops_runs (operation, finished_at, finished_epoch, status, details)"
-                  " VALUES (?, strftime('%Y-%m-%dT%H:%M:%S', 'now'), ?, ?, ?)",
-                  (operation, now, status, details))
+    products_db.record_ops_run(store, operation, status, time.time(), details)
 
 
 class ContimgCollector(Collector):
@@ -122,10 +118,9 @@ def _failures(store: StateStore) -> Metric:
 
 def _last_run(operation: str) -> Callable[[StateStore], Metric]:
     def family(store: StateStore) -> Metric:
-        row = store.query("products", "SELECT max(finished_epoch) FROM ops_runs"
-                                      " WHERE operation = ? AND status = 'ok'", (operation,))
         return _gauge(f"contimg_last_{operation}_timestamp_seconds",
-                      f"Unix time of the last successful {operation}", row[0][0] or 0.0)
+                      f"Unix time of the last successful {operation}",
+                      products_db.last_ops_run_epoch(store, operation) or 0.0)
     return family
 
 

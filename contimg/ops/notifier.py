@@ -20,8 +20,7 @@ from pathlib import Path
 
 from contimg.alerts import emit_alert
 from contimg.settings import SettingsError, check_url, mask
-from contimg.state import StateStore
-from contimg.state.connection import utc_now, write_transaction
+from contimg.state import StateStore, products_db
 
 log = logging.getLogger("contimg.notifier")
 
@@ -95,13 +94,6 @@ def level_changed(store: StateStore, key: str, level: str) -> str | None:
     Alerts fire on crossings, not on every observation: the first observation of a
     key at OK is silent, any later change reports the level it left.
     """
-    conn = store.connection("products")
-    with write_transaction(conn):
-        row = conn.execute("SELECT level FROM alert_state WHERE alert_key = ?", (key,)).fetchone()
-        previous = row[0] if row else "OK"
-        if row is not None and previous == level:
-            return None
-        conn.execute("INSERT INTO alert_state (alert_key, level, changed_at) VALUES (?, ?, ?)"
-                     " ON CONFLICT(alert_key) DO UPDATE SET level = excluded.level,"
-                     " changed_at = excluded.changed_at", (key, level, utc_now()))
+    stored = products_db.swap_alert_level(store, key, level)
+    previous = stored if stored is not None else "OK"
     return previous if previous != level else None

@@ -38,8 +38,8 @@ from contimg.ops.archive import sha256
 from contimg.ops.rclone_remote import copy_verified, remote_path
 from contimg.ops.storage_usage import GB, volume_usage
 from contimg.secrets import REDACTED, redact_remote
-from contimg.settings import SettingsError, load_settings
-from contimg.state import StateStore, ingest_db
+from contimg.settings import Settings, SettingsError, load_settings
+from contimg.state import StateStore, ingest_db, products_db
 from contimg.state.connection import write_transaction
 from contimg.state.products_db import (
     archived_product,
@@ -84,7 +84,11 @@ class RetentionPolicy:
         """The validated settings: CONTIMG_RETENTION_PROFILE, per-type overrides
         (default "profile": the profile's value), CONTIMG_MIN_FREE_GB and
         CONTIMG_RETENTION_ARCHIVE_FIRST."""
-        settings = load_settings(env)
+        return cls.from_settings(load_settings(env))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetentionPolicy:
+        """The policy from the one validated settings object."""
         days = dict(PROFILES[str(settings["CONTIMG_RETENTION_PROFILE"])])
         for data_type in DATA_TYPES:
             variable = f"CONTIMG_RETENTION_{data_type.upper()}_DAYS"
@@ -460,7 +464,7 @@ def _delete(store: StateStore, item: PlanItem) -> bool:
             else:
                 copy_verified(path.parent, item.archive_to, [path.name])
         except Exception as exc:  # noqa: BLE001 - an unverified archive means keep the file
-            store.log_move(path, redact_remote(item.archive_to), action="archive-failed",
+            products_db.log_move(store, path, redact_remote(item.archive_to), action="archive-failed",
                            actor="retention", reason=redact_remote(f"kept: {exc}")[:2000])
             return False
     conn = store.connection("products")

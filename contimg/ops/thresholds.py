@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from contimg.ops.storage_usage import StorageObservation
-from contimg.settings import load_settings
+from contimg.settings import Settings, load_settings
 
 LEVELS = ("OK", "WARN", "ERROR")
 
@@ -23,7 +23,11 @@ class DiskThresholds:
     def from_env(cls, env: Mapping[str, str] | None = None) -> DiskThresholds:
         """CONTIMG_DISK_WARN_FREE_GB, CONTIMG_DISK_ERROR_FREE_GB, CONTIMG_TMPFS_ERROR_PERCENT
         from the validated settings object (contimg.settings)."""
-        settings = load_settings(env)
+        return cls.from_settings(load_settings(env))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DiskThresholds:
+        """The thresholds from the one validated settings object."""
         return cls(float(settings["CONTIMG_DISK_WARN_FREE_GB"]),  # type: ignore[arg-type]
                    float(settings["CONTIMG_DISK_ERROR_FREE_GB"]),  # type: ignore[arg-type]
                    float(settings["CONTIMG_TMPFS_ERROR_PERCENT"]))  # type: ignore[arg-type]

@@ -167,27 +167,6 @@ class StateStore:
         """Run one parameterised read and return every row."""
         return self.connection(database).execute(sql, params).fetchall()
 
-    def log_move(self, source: Path | str, destination: Path | str, *, action: str,
-                 reason: str = "", actor: str = "", size_bytes: int | None = None) -> None:
-        """Record a file move (or copy, delete, quarantine) in the products audit table."""
-        self.execute(
-            "products",
-            "INSERT INTO file_moves (moved_at, source, destination, action, reason, actor,"
-            " size_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (utc_now(), str(source), str(destination), action, reason, actor, size_bytes),
-        )
-
-    def register_storage_locations(self, locations: dict[str, Path]) -> None:
-        """Upsert the base directory of each kind of product (seed: storage_locations)."""
-        conn = self.connection("products")
-        now = utc_now()
-        with write_transaction(conn):
-            conn.executemany(
-                "INSERT INTO storage_locations (name, path, updated) VALUES (?, ?, ?)"
-                " ON CONFLICT(name) DO UPDATE SET path = excluded.path, updated = excluded.updated",
-                [(name, str(path), now) for name, path in locations.items()],
-            )
-
     def close(self) -> None:
         """Close every open connection and release the shared state lock."""
         for conn in self._connections.values():

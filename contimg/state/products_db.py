@@ -141,3 +141,43 @@ def conversions_total(store: StateStore) -> int:
     """Every MS ever moved into the tree by a conversion (the audit table only grows)."""
     return int(store.query("products", "SELECT count(*) FROM file_moves WHERE action = 'move'"
                                        " AND actor = 'measurement_set'")[0][0])
+
+
+def register_storage_locations(store: StateStore, locations: dict[str, Path]) -> None:
+    """Upsert the base directory of each kind of product (seed: storage_locations)."""
+    conn = store.connection("products")
+    now = utc_now()
+    with write_transaction(conn):
+        conn.executemany(
+            "INSERT INTO storage_locations (name, path, updated) VALUES (?, ?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET path = excluded.path, updated = excluded.updated",
+            [(name, str(path), now) for name, path in locations.items()])
+
+
+def swap_alert_level(store: StateStore, key: str, level: str) -> str | None:
+    """Store the level of a watched quantity; return the stored one before (None if the
+    key is new), in one transaction so two processes never both see the crossing."""
+    conn = store.connection("products")
+    with write_transaction(conn):
+        row = conn.execute("SELECT level FROM alert_state WHERE alert_key = ?", (key,)).fetchone()
+        if row is None or row[0] != level:
+            conn.execute("INSERT INTO alert_state (alert_key, level, changed_at) VALUES (?, ?, ?)"
+                         " ON CONFLICT(alert_key) DO UPDATE SET level = excluded.level,"
+                         " changed_at = excluded.changed_at", (key, level, utc_now()))
+    return row[0] if row else None
+
+
+def record_ops_run(store: StateStore, operation: str, status: str, finished_epoch: float,
+                   details: str = "") -> None:
+    """Remember that an operation (backup, archive, retention) finished."""
+    store.execute("products",
+                  "INSERT INTO ops_runs (operation, finished_at, finished_epoch, status, details)"
+                  " VALUES (?, strftime('%Y-%m-%dT%H:%M:%S', 'now'), ?, ?, ?)",
+                  (operation, finished_epoch, status, details))
+
+
+def last_ops_run_epoch(store: StateStore, operation: str) -> float | None:
+    """Unix time of the last successful run of an operation, or None."""
+    row = store.query("products", "SELECT max(finished_epoch) FROM ops_runs"
+                                  " WHERE operation = ? AND status = 'ok'", (operation,))
+    return row[0][0]
