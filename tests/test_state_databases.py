@@ -233,3 +233,14 @@ def test_a_partly_damaged_database_fails_quick_check(tmp_path: Path):
         data[number * page: number * page + 12] = b"\xff" * 12
     path.write_bytes(bytes(data))
     assert quick_check(path) != "ok"
+
+
+def test_a_wiped_state_dir_is_refused_by_a_new_process_too(layout_env):
+    layout = resolve_layout().ensure()
+    StateStore(layout.state_dir).migrate_all()
+    shutil.rmtree(layout.state_dir)  # a rebuilt disk, an operator's rm -rf
+    layout.state_dir.mkdir()
+    result = _open_in_new_process(layout.state_dir, "ingest")
+    assert result.returncode != 0 and "MissingDatabaseError" in result.stderr
+    assert "contimg restore" in result.stderr
+    assert not layout.database_path("ingest").exists()

@@ -218,37 +218,49 @@ def _connect_checked(path: Path) -> sqlite3.Connection:
 
 
 def _missing_message(path: Path, what: str) -> str:
-    return (f"state database {path} {what}, but it existed before (listed in "
-            f"{path.parent / MARKER_NAME}); refusing to recreate it empty. Fix: stop the "
-            f"platform, then `contimg restore --list` and `contimg restore --backup <set> --yes`; "
-            f"to start this database afresh on purpose, remove its name from {MARKER_NAME}.")
+    inside, shadow = marker_paths(path.parent)
+    return (f"state database {path} {what}, but it existed before (listed in {inside} or "
+            f"{shadow}); refusing to recreate it empty. Fix: stop the platform, then "
+            f"`contimg restore --list` and `contimg restore --backup <set> --yes`; to start this "
+            f"database afresh on purpose, remove its name from both files.")
+
+
+def marker_paths(state_dir: Path) -> tuple[Path, Path]:
+    """The marker inside the state directory and its shadow beside it: a wiped or
+    rebuilt state directory (`rm -rf state/`) still leaves the shadow to refuse on."""
+    return state_dir / MARKER_NAME, state_dir.parent / f".{state_dir.name}{MARKER_NAME}"
 
 
 def known_databases(state_dir: Path) -> set[str]:
-    """Names of the databases this state directory has held (from its marker file)."""
+    """Names of the databases this state directory has held (from either marker file)."""
+    return set().union(*(_marker_entries(marker) for marker in marker_paths(state_dir)))
+
+
+def _marker_entries(marker: Path) -> dict[str, str]:
     try:
-        data = json.loads((state_dir / MARKER_NAME).read_text())
+        data = json.loads(marker.read_text())
     except (OSError, ValueError):
-        return set()  # no marker yet, or unreadable: it is rewritten on the next creation
+        return {}  # no marker yet, or unreadable: it is rewritten on the next creation
     names = data.get("databases", {}) if isinstance(data, dict) else {}
-    return {name for name in names if name in MIGRATIONS} if isinstance(names, dict) else set()
+    return {n: str(t) for n, t in names.items() if n in MIGRATIONS} if isinstance(names, dict) else {}
 
 
 def _remember(path: Path, database: str) -> None:
-    """Add one database to the marker (call under the marker lock); atomic replace."""
+    """Add one database to both markers (call under the marker lock); atomic replace."""
     _OPENED_IN_PROCESS.add(str(path.resolve()))
-    marker = path.parent / MARKER_NAME
-    try:
-        data = json.loads(marker.read_text())
-        entries = data["databases"] if isinstance(data.get("databases"), dict) else {}
-    except (OSError, ValueError, AttributeError, KeyError):
-        entries = {}
-    if database in entries:
-        return
-    entries[database] = utc_now()
-    partial = marker.with_name(f"{MARKER_NAME}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps({"databases": entries}, indent=2, sort_keys=True) + "\n")
-    os.replace(partial, marker)
+    for marker in marker_paths(path.parent):
+        entries = _marker_entries(marker)
+        if database in entries:
+            continue
+        entries[database] = utc_now()
+        partial = marker.with_name(f"{marker.name}.{os.getpid()}.tmp")
+        try:
+            partial.write_text(json.dumps({"databases": entries}, indent=2, sort_keys=True) + "\n")
+            os.replace(partial, marker)
+        except OSError:
+            if marker.parent == path.parent:
+                raise  # the state directory's own marker must be written
+            # the shadow is a second line of defence: an unwritable parent does not stop us
 
 
 @contextmanager
