@@ -489,3 +489,19 @@ def test_the_remote_is_never_overwritten(tmp_path):
     with pytest.raises(ArchiveVerificationError, match="never overwrites"):
         copy_verified(local, str(remote), ["a.fits.fz"])
     assert (remote / "a.fits.fz").read_bytes() == b"first"
+
+
+def test_a_name_taken_on_the_remote_only_never_blocks_the_archive(lifecycle):
+    """The database forgot an archived copy (restored from an older backup) and staging
+    was emptied: the remote still holds a different file under the plain name."""
+    layout, store, remote = lifecycle
+    path, _ = _image(layout, "2025-10-13T13:28:03", 1)
+    taken = remote / "archive" / "images" / f"{path.stem}.fits.fz"
+    taken.parent.mkdir(parents=True)
+    taken.write_bytes(b"an older, different copy")
+    _register(store, path)
+    report = archive_products(layout, store)
+    (name,) = report.images
+    assert name != f"images/{path.stem}.fits.fz" and name.endswith(".fits.fz")
+    assert (remote / "archive" / name).exists()
+    assert taken.read_bytes() == b"an older, different copy", "never overwritten"

@@ -24,7 +24,7 @@ import numpy as np
 from astropy.io import fits
 
 from contimg.layout import StorageLayout
-from contimg.ops.rclone_remote import copy_verified, remote_path
+from contimg.ops.rclone_remote import copy_verified, remote_names, remote_path
 from contimg.secrets import redact_remote
 from contimg.settings import load_settings
 from contimg.state import StateStore
@@ -140,8 +140,12 @@ def archive_products(layout: StorageLayout, store: StateStore,
     staged: list[Staged] = []
     for table, folder, suffix in (("images", "images", ".fits.fz"),
                                   ("mosaics", "images/mosaics", ".tar.gz")):
-        for row in products_to_archive(store, table):
-            item = _stage(layout, store, table, row, (folder, suffix), settings)
+        rows = products_to_archive(store, table)
+        # Names already on the remote are taken even when the database forgot them (a
+        # restored database, emptied staging): an add-only copy would refuse them.
+        on_remote = remote_names(f"{destination}/{folder}") if rows else set()
+        for row in rows:
+            item = _stage(layout, store, table, row, (folder, suffix), settings, on_remote)
             if item is None:
                 report.skipped.append(row["path"])
                 continue
@@ -153,7 +157,7 @@ def archive_products(layout: StorageLayout, store: StateStore,
 
 
 def _stage(layout: StorageLayout, store: StateStore, table: str, row, naming: tuple[str, str],
-           settings: CompressionSettings) -> Staged | None:
+           settings: CompressionSettings, on_remote: set[str]) -> Staged | None:
     """Compress or tar one product into the staging area; None when the source is gone
     or changed while it was read (it is tried again next run, never half-recorded)."""
     source, (folder, suffix) = Path(row["path"]), naming
@@ -163,6 +167,7 @@ def _stage(layout: StorageLayout, store: StateStore, table: str, row, naming: tu
         return None
     plain = f"{folder}/{source.stem}{suffix}"
     plain_free = (row["archive_staged"] is None and not (layout.archive_dir / plain).exists()
+                  and f"{source.stem}{suffix}" not in on_remote
                   and not archive_name_taken(store, table, plain, row["id"]))
     relative = f"{folder}/{archive_name(source, suffix, before, plain_free)}"
     target = layout.archive_dir / relative

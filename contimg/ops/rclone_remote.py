@@ -63,6 +63,14 @@ def copy_verified(source: Path, destination: str, files: Sequence[str] | None = 
         verify(source, destination, selection)
 
 
+def remote_names(destination: str) -> set[str]:
+    """Names of the files directly in a remote folder (empty when it does not exist yet)."""
+    try:
+        return {str(entry["Name"]) for entry in rclone.ls(destination, max_depth=1, files_only=True)}
+    except RcloneException:
+        return set()  # no such folder yet: nothing is taken
+
+
 def verify(source: Path, destination: str, selection: Sequence[str] = ()) -> None:
     """rclone check (sizes and hashes) of the local files against the remote, one way:
     files only on the remote are expected (the remote keeps what the local side dropped)."""
