@@ -178,6 +178,9 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
     sim.add_argument("--sefd", type=float, default=5800.0, help="system equivalent flux density "
                      "(Jy) setting the thermal noise; 0 for none")
     sim.add_argument("--no-corruptions", action="store_true", help="unit gains and bandpasses")
+    sim.add_argument("--layout", choices=("correlator", "pyuvdata"), default="correlator",
+                     help="file layout: the telescope writer's (h5py, old-style UVH5; default) "
+                     "or pyuvdata's write_uvh5")
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -188,7 +191,7 @@ def _simulate(args: argparse.Namespace) -> int:
         request = SimulationRequest(
             out_dir=args.out, size=args.size, n_groups=args.groups, start=start,
             dec_deg=args.dec, calibrator=args.calibrator, seed=args.seed, sefd_jy=args.sefd,
-            corrupt=not args.no_corruptions, n_antennas=args.antennas,
+            corrupt=not args.no_corruptions, n_antennas=args.antennas, layout=args.layout,
         )
         began = time.perf_counter()
         for group in simulate(request):

@@ -28,12 +28,39 @@ def subband_sort_key(path: Path | str) -> tuple[int, str]:
 
 
 def read_subband(path: Path | str) -> UVData:
-    """One subband file as a UVData with float64 uvw."""
+    """One subband file as a UVData with float64 uvw and its true phase centre."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # header-quirk warnings are expected here
         uvd = UVData.from_file(str(path), **READ_KWARGS)
     uvd.uvw_array = uvd.uvw_array.astype(np.float64)
+    declare_meridian_centre(uvd)
     return uvd
+
+
+def declare_meridian_centre(uvd: UVData) -> bool:
+    """Tell pyuvdata what the correlator's files are: fringe-stopped on the meridian at
+    `extra_keywords/phase_center_dec`, where its reader sees `phase_type "drift"` and
+    assumes unprojected (zenith, w = 0) data — on which its own `phase()` is wrong.
+
+    Declares a driftscan centre at (azimuth, elevation) of that meridian point, as the
+    writer meant; the visibilities and uvw are untouched. Returns True when it did.
+    """
+    dec = uvd.extra_keywords.get("phase_center_dec")
+    entry = next(iter(uvd.phase_center_catalog.values()))
+    if dec is None or len(uvd.phase_center_catalog) != 1 or entry["cat_type"] != "unprojected":
+        return False
+    lat = uvd.telescope.location.lat.rad
+    elevation = np.pi / 2 - abs(lat - float(dec))
+    azimuth = np.pi if float(dec) < lat else 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        new_id = uvd._add_phase_center(cat_name=f"meridian_dec{np.degrees(float(dec)):+.2f}",
+                                       cat_type="driftscan", cat_lon=azimuth, cat_lat=elevation,
+                                       cat_frame="altaz")
+        uvd.phase_center_id_array[:] = new_id
+        uvd._clear_unused_phase_centers()
+        uvd._set_app_coords_helper()
+    return True
 
 
 def read_group(paths: Sequence[Path | str], *, combine: str = "fast_concat") -> UVData:

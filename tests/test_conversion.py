@@ -10,18 +10,25 @@ import pytest
 from casacore import tables
 
 from contimg.conversion.ms_writer import convert_group
+from contimg.simulation.telescope import SimulationRequest, simulate
 from contimg.uvh5_reading import read_group
 
 
-@pytest.fixture(scope="module")
-def converted(tiny_groups, tmp_path_factory) -> tuple[Path, Path]:
-    """Our MS and pyuvdata's MS of the same group, phased to the same centre."""
-    out = tmp_path_factory.mktemp("conversion")
-    ours = out / "ours.ms"
-    report = convert_group(tiny_groups[0].files, ours)
+@pytest.fixture(scope="module", params=["correlator", "pyuvdata"])
+def converted(request, tmp_path_factory) -> tuple[Path, Path]:
+    """Our MS and pyuvdata's MS of the same group, phased to the same centre, for files
+    in the correlator's layout (pyuvdata told the true phase centre first) and in
+    pyuvdata's own layout."""
+    out = tmp_path_factory.mktemp(f"conversion-{request.param}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        uvd = read_group(tiny_groups[0].files)
+        (group,) = simulate(SimulationRequest(out_dir=out / "files", size="tiny", seed=11,
+                                              calibrator="0834+555", layout=request.param))
+    ours = out / "ours.ms"
+    report = convert_group(group.files, ours)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        uvd = read_group(group.files)
         ra, dec = np.radians(report.phase_centre_deg)
         uvd.phase(ra=ra, dec=dec, cat_name="centre")
         reference = out / "pyuvdata.ms"
@@ -176,3 +183,64 @@ def test_channel_median_equals_numpy(n_chan):
 
     values = np.random.default_rng(n_chan).integers(0, 5, (300, n_chan, 2)).astype(np.float32)
     np.testing.assert_array_equal(channel_median(values), np.median(values, axis=1))
+
+
+def _field_centre_deg(ms: Path) -> tuple[float, float]:
+    with tables.table(str(ms / "FIELD"), ack=False) as field:
+        ra, dec = np.degrees(field.getcol("PHASE_DIR")[0, 0])
+    return float(ra % 360), float(dec)
+
+
+def _expected_amplitude(times_s: np.ndarray, freqs_hz: np.ndarray, ra_deg: float, dec_deg: float,
+                        pointing_dec_deg: float, flux_jy: float) -> np.ndarray:
+    """Flux through an Airy beam pointed at the meridian, with astropy's astrometry only
+    (nothing of contimg's or pyuvdata's): source and pointing both in the apparent
+    (TETE) frame at each time. Shape (times, channels)."""
+    from astropy import units as u
+    from astropy.coordinates import TETE, EarthLocation, SkyCoord
+    from astropy.time import Time
+    from scipy.special import j1
+
+    from contimg import instrument as inst
+
+    site = EarthLocation.from_geodetic(inst.SITE_LON_DEG, inst.SITE_LAT_DEG, inst.SITE_HEIGHT_M)
+    moments = Time(times_s / 86400.0, format="mjd")
+    frame = TETE(obstime=moments, location=site)
+    source = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="icrs").transform_to(frame)
+    pointing = SkyCoord(moments.sidereal_time("apparent", longitude=site.lon),
+                        np.full(moments.size, pointing_dec_deg) * u.deg, frame=frame)
+    theta = source.separation(pointing).rad[:, None]
+    x = np.pi * inst.DISH_DIAMETER_M * np.sin(theta) * freqs_hz[None, :] / inst.SPEED_OF_LIGHT_M_S
+    with np.errstate(invalid="ignore", divide="ignore"):
+        airy = np.where(np.abs(x) < 1e-8, 1.0, 2 * j1(x) / x) ** 2
+    return flux_jy * airy
+
+
+@pytest.mark.parametrize("layout", ["correlator", "pyuvdata"])
+def test_a_source_at_the_phase_centre_gives_real_visibilities_of_its_beam_flux(layout, tmp_path):
+    """Convention-free: no corruptions, no noise, one 10 Jy flat-spectrum source exactly at
+    the MS's phase centre. Whatever the sign conventions, its visibilities must be real
+    and equal its flux through the primary beam at each integration and channel."""
+    from contimg.simulation.sky import PointSource
+
+    common = {"size": "small", "corrupt": False, "sefd_jy": 0.0, "layout": layout}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (empty,) = simulate(SimulationRequest(out_dir=tmp_path / "empty", sources=(), **common))
+        convert_group(empty.files, tmp_path / "empty.ms")  # where is the phase centre?
+        ra, dec = _field_centre_deg(tmp_path / "empty.ms")
+        centre = PointSource("centre", ra, dec, 10.0, spectral_index=0.0)
+        (group,) = simulate(SimulationRequest(out_dir=tmp_path / "src", sources=(centre,), **common))
+    ms = tmp_path / "src.ms"
+    convert_group(group.files, ms)
+    assert _field_centre_deg(ms) == (ra, dec)
+    data, ant1, ant2, times = (_column(ms, c) for c in ("DATA", "ANTENNA1", "ANTENNA2", "TIME"))
+    freqs = _column(ms, "CHAN_FREQ", "SPECTRAL_WINDOW")[0]
+    cross = ant1 != ant2
+    phase_deg = np.degrees(np.abs(np.angle(data[cross])))
+    assert phase_deg.max() < 0.1, phase_deg.max()
+    unique, index = np.unique(times, return_inverse=True)
+    expected = _expected_amplitude(unique, freqs, ra, dec, 55.0, 10.0)[index][:, :, None]
+    ratio = np.abs(data[cross]) / np.broadcast_to(expected, data.shape)[cross]
+    assert np.abs(ratio - 1).max() < 1e-3, np.abs(ratio - 1).max()
+    assert ratio.size > 0 and expected.min() < 0.97 * 10.0  # the beam really attenuates

@@ -110,3 +110,12 @@ def test_bad_requests_get_clear_errors(tmp_path):
         simulate(SimulationRequest(out_dir=tmp_path, size="huge"))
     with pytest.raises(KeyError, match="not in"):
         simulate(SimulationRequest(out_dir=tmp_path, calibrator="NOPE+000"))
+
+
+def test_corruptions_off_means_unit_gains_at_every_time():
+    from contimg.simulation.corruptions import draw_corruptions
+
+    off = draw_corruptions(0, 4, np.linspace(1.3e9, 1.5e9, 8), enabled=False)
+    gains = off.gains(np.linspace(60961.0, 60961.9, 50))
+    np.testing.assert_array_equal(gains, np.ones_like(gains))
+    np.testing.assert_array_equal(off.bandpass, np.ones_like(off.bandpass))

@@ -60,10 +60,21 @@ class GroupPlan:
         return [s for s in self.subbands if s.path is None]
 
 
+# What contimg reads from every file (the correlator's layout has all of these; the
+# rest of a UVH5 header, e.g. lst_array or phase_center_catalog, is optional).
+REQUIRED_FIELDS = tuple(f"Header/{name}" for name in (
+    "Nblts", "freq_array", "channel_width", "polarization_array", "ant_1_array", "ant_2_array",
+    "time_array", "integration_time", "uvw_array", "antenna_numbers", "antenna_names",
+    "antenna_positions", "telescope_name")) + ("Data/visdata", "Data/flags", "Data/nsamples")
+SITE_FIELDS = (("Header/latitude", "Header/longitude", "Header/altitude"),
+               ("Header/telescope_location",))
+
+
 def read_header(path: Path) -> SubbandHeader:
     """Read one file's header; raise GroupValidationError naming the file if unreadable."""
     try:
         with h5py.File(path, "r") as handle:
+            _check_required(path, handle)
             header = handle["Header"]
             freqs = np.asarray(header["freq_array"][()], float).ravel()
             width = np.broadcast_to(np.abs(np.asarray(header["channel_width"][()], float)).ravel(),
@@ -93,6 +104,17 @@ def read_header(path: Path) -> SubbandHeader:
         ) from exc
 
 
+def _check_required(path: Path, handle: h5py.File) -> None:
+    missing = [name for name in REQUIRED_FIELDS if name not in handle]
+    if not any(all(name in handle for name in option) for option in SITE_FIELDS):
+        missing.append("Header/latitude+longitude+altitude (or Header/telescope_location)")
+    if missing:
+        raise GroupValidationError(
+            f"{path}: not a UVH5 file contimg can convert: it lacks {', '.join(missing)}. Fix: "
+            "the writer must write these fields (the DSA-110 correlator's writer does); "
+            "replace the file.")
+
+
 def _check_shapes(path: Path, handle: h5py.File, n_blts: int, n_freqs: int, n_pols: int) -> None:
     for name in ("Data/visdata", "Data/flags", "Data/nsamples"):
         shape = handle[name].shape
@@ -104,15 +126,28 @@ def _check_shapes(path: Path, handle: h5py.File, n_blts: int, n_freqs: int, n_po
 
 
 def _check_not_truncated(path: Path, handle: h5py.File) -> None:
-    """Contiguous datasets must end inside the file; a cut-off copy fails here, cheaply."""
+    """Every dataset's bytes must lie inside the file — contiguous datasets (pyuvdata's
+    layout) and each chunk of chunked ones (the correlator's) — so a cut-off copy fails
+    here, cheaply, from the file's own index."""
     size = os.path.getsize(path)
     for name in ("Data/visdata", "Data/flags", "Data/nsamples"):
-        dataset = handle[name]
-        offset = dataset.id.get_offset()
-        if offset is not None and offset + dataset.id.get_storage_size() > size:
+        end = _storage_end(handle[name])
+        if end > size:
             raise GroupValidationError(
-                f"{path}: truncated: {name} needs {offset + dataset.id.get_storage_size()} bytes "
-                f"but the file has {size}. Fix: copy the file again from the correlator.")
+                f"{path}: truncated: {name} needs {end} bytes but the file has {size}. "
+                "Fix: copy the file again from the correlator.")
+
+
+def _storage_end(dataset: h5py.Dataset) -> int:
+    """The byte just past the dataset's last stored byte (0 when nothing is stored)."""
+    offset = dataset.id.get_offset()
+    if offset is not None:
+        return offset + dataset.id.get_storage_size()
+    if dataset.chunks is None:
+        return 0  # compact or not yet allocated
+    ends = [0]
+    dataset.id.chunk_iter(lambda info: ends.append(info.byte_offset + info.size))
+    return max(ends)
 
 
 def validate_group(paths: Sequence[Path], *, expected_subbands: int | None = 16,

@@ -3,7 +3,9 @@
 Reading the header through pyuvdata costs seconds per process (it JIT-compiles
 baseline helpers); the converter needs only these arrays, so it reads them itself.
 Handles current files (a `phase_center_catalog` group) and older ones
-(`phase_type` = "drift" or "phased").
+(`phase_type` = "drift" or "phased") such as the DSA-110 correlator's, which carry
+no `lst_array` (computed here from the times and the site, once per unique time,
+offline) and may give times in MJD rather than JD.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 from astropy.coordinates import EarthLocation
+from pyuvdata.utils import get_lst_for_time
+
+from contimg.astro_offline import configure_offline_astropy
+from contimg.instrument import MJD_OFFSET_JD
 
 
 @dataclass(frozen=True)
@@ -55,26 +61,46 @@ def read_header_metadata(path: Path) -> HeaderMetadata:
     """Read the arrays the converter needs from one file's header."""
     with h5py.File(path, "r") as handle:
         header = handle["Header"]
-        n_ants = int(header["Nants_telescope"][()])
+        numbers = np.asarray(header["antenna_numbers"][()]).astype(np.int32)
+        n_ants = int(header["Nants_telescope"][()]) if "Nants_telescope" in header else numbers.size
         diameters = (np.broadcast_to(np.asarray(header["antenna_diameters"][()], float), (n_ants,))
                      if "antenna_diameters" in header else np.full(n_ants, np.nan))
+        location = _location(header)
+        time_jd = as_julian_date(np.asarray(header["time_array"][()], float))
         return HeaderMetadata(
-            time_jd=header["time_array"][()],
-            lst_rad=header["lst_array"][()],
+            time_jd=time_jd,
+            lst_rad=(np.asarray(header["lst_array"][()], float) if "lst_array" in header
+                     else lsts_for(time_jd, location)),
             integration_s=np.asarray(header["integration_time"][()], float),
             ant_1=header["ant_1_array"][()].astype(np.int32),
             ant_2=header["ant_2_array"][()].astype(np.int32),
             uvw_m=header["uvw_array"][()].astype(np.float64),
             telescope_name=_text(header["telescope_name"][()]),
-            location=_location(header),
+            location=location,
             antenna_names=[_text(n) for n in header["antenna_names"][()]],
-            antenna_numbers=header["antenna_numbers"][()].astype(np.int32),
+            antenna_numbers=numbers,
             antenna_positions_m=header["antenna_positions"][()].astype(np.float64),
             antenna_diameters_m=np.array(diameters, float),
             phase_centre=_phase_centre(header),
             pointing_dec_rad=(float(header["extra_keywords/phase_center_dec"][()])
                               if "extra_keywords/phase_center_dec" in header else None),
         )
+
+
+def as_julian_date(times: np.ndarray) -> np.ndarray:
+    """Times as JD: UVH5 stores JD, but a writer documented as taking MJD could store
+    those (a JD today is ~2.46e6, an MJD ~6.1e4): MJD values are converted."""
+    if times.size and float(np.nanmax(times)) < 1_000_000.0:
+        return times + MJD_OFFSET_JD
+    return times
+
+
+def lsts_for(time_jd: np.ndarray, location: EarthLocation) -> np.ndarray:
+    """Apparent local sidereal time (radians) of each time, computed once per unique
+    time with pyuvdata's own routine (the one its reader uses), offline."""
+    configure_offline_astropy()
+    unique, inverse = np.unique(time_jd, return_inverse=True)
+    return np.asarray(get_lst_for_time(unique, telescope_loc=location), float)[inverse]
 
 
 def _text(value: object) -> str:

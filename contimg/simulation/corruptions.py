@@ -22,12 +22,13 @@ class Corruptions:
     drift_period_days: np.ndarray
     drift_phase: np.ndarray
     bandpass: np.ndarray  # (Nant, Nchan over the whole band in file order, Npol)
+    amp_drift_frac: float = 0.03  # slow amplitude drift (0 when corruptions are off)
 
     def gains(self, mjd: np.ndarray) -> np.ndarray:
         """Complex gains at the given times, shape (Ntimes, Nant, Npol)."""
         t = np.asarray(mjd, float)[:, None, None]
         angle = 2 * np.pi * t / self.drift_period_days + self.drift_phase
-        amplitude = self.amp0 * (1.0 + 0.03 * np.sin(angle))
+        amplitude = self.amp0 * (1.0 + self.amp_drift_frac * np.sin(angle))
         phase = self.phase0 + self.drift_amp_rad * np.sin(angle)
         gains = amplitude * np.exp(1j * phase)
         # The first antenna is the phase reference: its gain is real.
@@ -41,8 +42,10 @@ def draw_corruptions(seed: int, n_antennas: int, freqs_hz: np.ndarray, n_pols: i
     shape = (n_antennas, n_pols)
     if not enabled:
         zeros = np.zeros(shape)
+        # Unit gains at every time: no drift either (it once kept a 3% amplitude wobble).
         return Corruptions(np.ones(shape), zeros, zeros, np.ones(shape), zeros,
-                           np.ones((n_antennas, freqs_hz.size, n_pols), np.complex128))
+                           np.ones((n_antennas, freqs_hz.size, n_pols), np.complex128),
+                           amp_drift_frac=0.0)
     rng = np.random.default_rng([seed, 7])
     x = (freqs_hz - freqs_hz.mean()) / max(float(np.ptp(freqs_hz)), 1.0)
     ripple_amp = rng.normal(0.0, 0.05, (n_antennas, 1, n_pols))

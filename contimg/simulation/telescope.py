@@ -25,6 +25,7 @@ from contimg.catalogs.nvss import write_nvss_table
 from contimg.instrument import MJD_OFFSET_JD, SIDEREAL_RATIO
 from contimg.simulation import instrument as inst
 from contimg.simulation.beam import airy_power
+from contimg.simulation.correlator_layout import write_correlator_file
 from contimg.simulation.corruptions import draw_corruptions
 from contimg.simulation.observation import template_uvdata
 from contimg.simulation.sky import PointSource, as_catalog, calibrator_source, field_sources
@@ -33,6 +34,7 @@ from contimg.timeutil import datetime_to_mjd
 
 DEFAULT_START = datetime(2025, 10, 13, 13, 28, 3, tzinfo=UTC)
 DEFAULT_DEC_DEG = 55.0
+LAYOUTS = ("correlator", "pyuvdata")  # the telescope writer's, or pyuvdata's write_uvh5
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class SimulationRequest:
     n_antennas: int | None = None
     stations: tuple[int, ...] | None = None
     truth_dir: Path | None = None  # default: `truth/` beside the files
+    layout: str = "correlator"  # the telescope writer's h5py layout, or "pyuvdata"
+    sources: tuple[PointSource, ...] | None = None  # this sky instead of a random one
 
     @property
     def truth_path(self) -> Path:
@@ -75,6 +79,8 @@ def simulate(request: SimulationRequest) -> list[SimulatedGroup]:
     configure_offline_astropy()
     if request.size not in inst.PRESETS:
         raise ValueError(f"unknown size {request.size!r}; choose one of {sorted(inst.PRESETS)}")
+    if request.layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {request.layout!r}; choose one of {LAYOUTS}")
     if request.n_groups < 1:
         raise ValueError(f"--groups must be at least 1, got {request.n_groups}")
     preset = inst.PRESETS[request.size]
@@ -129,7 +135,10 @@ def centred_start(ra_deg: float) -> datetime:
 
 def _sky(request: SimulationRequest, n_field: int, start: datetime, dec_deg: float,
          calibrator: PointSource | None) -> list[PointSource]:
-    """A fixed sky for the whole run: a strip covering every group's field of view."""
+    """A fixed sky for the whole run: a strip covering every group's field of view (or
+    exactly the sources the request names)."""
+    if request.sources is not None:
+        return list(request.sources)
     rng = np.random.default_rng([request.seed, 1])
     lst0 = Time(start).sidereal_time("apparent", longitude=inst.SITE_LON_DEG).degree
     span_deg = request.n_groups * inst.GROUP_DURATION_S / 86164.0905 * 360.0
@@ -170,7 +179,9 @@ def _write_group(request: SimulationRequest, index: int, start: datetime, dec_de
         uvd.data_array = data
         uvd.history = f"Simulated by contimg (seed {request.seed}, group {index}, subband {sb})."
         moment = start + timedelta(seconds=int(jitter[sb]))
-        files.append(_write_subband(uvd, out_dir / naming.subband_filename(moment, sb)))
+        target = out_dir / naming.subband_filename(moment, sb)
+        files.append(write_correlator_file(uvd, target, float(np.radians(dec_deg)))
+                     if request.layout == "correlator" else _write_pyuvdata_subband(uvd, target))
     truth_json, truth_npz = _write_truth(request, start, dec_deg, stations, geometry, uvd,
                                          gains, corruptions.bandpass, all_freqs, mjd, out_dir)
     return SimulatedGroup(naming.iso_timestamp(start), files, truth_json, truth_npz,
@@ -195,7 +206,8 @@ def _subband_data(uvd, geometry, time_index, freqs, a1, a2, gains, bandpass, sef
     return (data * factor_1 * np.conj(factor_2)).astype(np.complex64)
 
 
-def _write_subband(uvd, path: Path) -> Path:
+def _write_pyuvdata_subband(uvd, path: Path) -> Path:
+    """The pyuvdata layout (current UVH5 with a driftscan phase-centre catalogue)."""
     partial = path.with_name(f".{path.name}.partial")
     # Contiguous, uncompressed datasets, as the correlator writes them (pyuvdata always
     # stores nsamples as float32: ~150 MB per full-size subband).
