@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 from dagster import build_sensor_context, materialize
 
@@ -750,3 +751,55 @@ def test_partials_in_any_kind_of_the_groups_date_are_reaped_before_it_converts(p
     leftover.mkdir(parents=True)
     assert _materialize(group.group_id, instance, resources).success
     assert not leftover.exists()
+
+
+# -- real correlator files (issue 8) --------------------------------------------------
+
+def test_files_being_written_are_not_rejected_and_are_picked_up_once_renamed(platform,
+                                                                            tiny_groups):
+    layout, resources, instance = platform
+    group = tiny_groups[0]
+    placed = _drop(group.files, layout.incoming_dir)
+    writing = placed[7].with_name(placed[7].stem + "_incomplete.hdf5")
+    placed[7].rename(writing)  # the correlator's name while it writes
+    assert _tick(instance, resources).__class__.__name__ == "SkipReason"
+    rows = StateStore(layout.state_dir).query("ingest", "SELECT path, state FROM subband_files")
+    assert str(writing) not in {r["path"] for r in rows}, "never recorded, never rejected"
+    assert not (layout.logs_dir / "alerts.jsonl").exists(), "no alert"
+    writing.rename(placed[7])  # done: renamed to its final name
+    assert list(_requests(_tick(instance, resources))) == [group.group_id]
+
+
+@pytest.mark.parametrize("field", ["Header/integration_time", "Header/antenna_positions",
+                                   "Data/nsamples"])
+def test_a_missing_required_field_is_named_with_its_file(tmp_path, tiny_groups, field):
+    files = [Path(shutil.copy(f, tmp_path)) for f in tiny_groups[0].files]
+    victim = sorted(files)[2]
+    with h5py.File(victim, "r+") as handle:
+        del handle[field]
+    with pytest.raises(GroupValidationError, match=f"{victim.name}.*lacks {field}"):
+        validate_group(files)
+
+
+def test_times_in_mjd_convert_like_times_in_jd(tmp_path, tiny_groups):
+    """The writer's docstring says its times are MJD while UVH5 says JD: either gives
+    the same MS. (lst_array present or absent is covered by the two layouts.)"""
+    from casacore import tables
+
+    from contimg.conversion.ms_writer import convert_group
+
+    variant = tmp_path / "mjd"
+    variant.mkdir()
+    for source in tiny_groups[0].files:
+        target = Path(shutil.copy(source, variant))
+        with h5py.File(target, "r+") as handle:
+            jd = handle["Header/time_array"][()]
+            del handle["Header/time_array"]
+            handle["Header/time_array"] = jd - 2400000.5
+    convert_group(tiny_groups[0].files, tmp_path / "jd.ms")
+    convert_group(sorted(variant.glob("*.hdf5")), tmp_path / "mjd.ms")
+    with tables.table(str(tmp_path / "jd.ms"), ack=False) as a, \
+            tables.table(str(tmp_path / "mjd.ms"), ack=False) as b:
+        for column in ("TIME", "UVW", "DATA"):
+            np.testing.assert_allclose(a.getcol(column), b.getcol(column), rtol=0, atol=1e-4,
+                                       err_msg=column)

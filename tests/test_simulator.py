@@ -119,3 +119,37 @@ def test_corruptions_off_means_unit_gains_at_every_time():
     gains = off.gains(np.linspace(60961.0, 60961.9, 50))
     np.testing.assert_array_equal(gains, np.ones_like(gains))
     np.testing.assert_array_equal(off.bandpass, np.ones_like(off.bandpass))
+
+
+# The telescope writer's layout (dsa110-meridian-fs, initialize_uvh5_file), field for field.
+WRITER_HEADER = {
+    "latitude", "longitude", "altitude", "telescope_name", "instrument", "object_name",
+    "history", "phase_type", "phase_center_app_dec", "Nants_data", "Nants_telescope",
+    "antenna_diameters", "ant_1_array", "ant_2_array", "antenna_names", "antenna_numbers",
+    "Nbls", "Nblts", "Nfreqs", "Npols", "Ntimes", "Nspws", "uvw_array", "time_array",
+    "integration_time", "freq_array", "channel_width", "spw_array", "polarization_array",
+    "antenna_positions", "extra_keywords"}
+WRITER_EXTRA = {"phase_center_dec", "ha_phase_center", "phase_center_epoch", "applied_delays_ns"}
+
+
+def test_default_files_have_exactly_the_correlator_writers_layout(tiny_groups):
+    with h5py.File(tiny_groups[0].files[0], "r") as handle:
+        header = handle["Header"]
+        assert set(handle) == {"Header", "Data"}
+        assert set(header) == WRITER_HEADER
+        assert set(header["extra_keywords"]) == WRITER_EXTRA
+        for absent in ("lst_array", "phase_center_catalog", "version", "flex_spw", "x_orientation"):
+            assert absent not in header
+        assert header["phase_type"][()] == b"drift" and header["telescope_name"][()] == b"OVRO_MMA"
+        assert header["antenna_names"].dtype == np.dtype("S4") and header["Nspws"][()] == 1
+        assert header["uvw_array"].dtype == np.float32 and header["freq_array"].shape[0] == 1
+        assert np.ndim(header["channel_width"][()]) == 0 and header["channel_width"][()] > 0
+        assert header["polarization_array"][()].tolist() == [-5, -6]
+        assert header["extra_keywords/phase_center_epoch"][()] in (b"HADEC", "HADEC")
+        data = handle["Data"]
+        assert data["visdata"].dtype == np.complex64 and data["visdata"].shape[1] == 1
+        assert data["flags"].dtype == bool and data["nsamples"].dtype == np.float32
+        assert data["visdata"].chunks is not None  # grown one integration at a time
+        uvw = header["uvw_array"][()].reshape(24, -1, 3)
+        np.testing.assert_array_equal(uvw, np.broadcast_to(uvw[0], uvw.shape))  # fixed per baseline
+    assert not list(tiny_groups[0].files[0].parent.glob("*_incomplete.hdf5"))
