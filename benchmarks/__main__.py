@@ -15,6 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     conv.add_argument("--size", default="full", help="simulator size preset")
     conv.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench"),
                       help="where to simulate (reused when present) and write")
+    conv.add_argument("--layout", choices=("correlator", "pyuvdata"), default="correlator",
+                      help="file layout of the simulated group (default: the correlator's)")
     sens = which.add_parser("sensor", help="one incoming-sensor tick over many files")
     sens.add_argument("--files", type=int, default=31000, help="files in the incoming directory")
     sens.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench-sensor"))
@@ -24,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.benchmark == "conversion":
         from benchmarks.conversion import bench_conversion
 
-        return bench_conversion(args.size, args.work)
+        return bench_conversion(args.size, args.work, args.layout)
     if args.benchmark == "partitions":
         from benchmarks.partitions import bench_partitions
 
