@@ -18,6 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from contimg.conversion.dataset_reading import read_whole
 from contimg.conversion.group_validation import GroupPlan, SubbandHeader, validate_group
 from contimg.conversion.ms_skeleton import AIPS_TO_CASA_CORR, MsDescription, create_ms
 from contimg.conversion.rephasing import Rephasing, plan_rephasing
@@ -170,8 +171,8 @@ def _read_subband(sub: SubbandHeader, shape: tuple[int, int, int]
         full = (shape[0], sub.freqs_hz.size, shape[2])
         return (np.zeros(full, np.complex64), np.ones(full, bool), np.zeros(full, np.float32))
     with h5py.File(sub.path, "r") as handle:
-        return (_squeeze(handle["Data/visdata"][()]), _squeeze(handle["Data/flags"][()]),
-                _squeeze(handle["Data/nsamples"][()]))
+        return tuple(_squeeze(read_whole(handle[name]))  # type: ignore[return-value]
+                     for name in ("Data/visdata", "Data/flags", "Data/nsamples"))
 
 
 def _write_subband(main, arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
