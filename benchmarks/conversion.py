@@ -90,7 +90,9 @@ def _child(side: str, files: list[Path], work: Path) -> dict:
         if result.returncode != 0:
             raise RuntimeError(f"{side} failed:\n{result.stderr[-3000:]}")
         report = json.loads(result.stdout.strip().splitlines()[-1])
-        report["peak_gb"] = report["self_gb"]  # the child's own peak resident set
+        # The child's own peak resident set, or its converter process's (our converter
+        # runs in a forked grandchild: RUSAGE_CHILDREN), whichever is larger.
+        report["peak_gb"] = max(report["self_gb"], report.get("children_gb", 0.0))
         return report
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -140,4 +142,5 @@ if __name__ == "__main__":
         figures = _run_pyuvdata(Path(out_dir), targets,
                                 "fast_concat" if side.endswith("fast_concat") else "add")
     figures["self_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    figures["children_gb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
     print(json.dumps(figures, default=str))
