@@ -111,6 +111,14 @@ SPECS: tuple[Spec, ...] = (
     Spec("CONTIMG_METRICS_PORT", "metrics", "int", 9108, "Prometheus port", minimum=1,
          maximum=65535),
     Spec("CONTIMG_UI_PORT", "metrics", "int", 3000, "Dagster UI port", minimum=1, maximum=65535),
+    # calibration: the sky model put into MODEL_DATA
+    Spec("CONTIMG_NVSS_CATALOG", "calibration", "text", "nvss.tsv",
+         "NVSS catalogue (VizieR VIII/65 TSV, CSV or FITS): a file name in static/catalogs/, "
+         "a path under static/, or an absolute path"),
+    Spec("CONTIMG_SKY_BEAM_LEVEL", "calibration", "float", 0.1,
+         "sky-model sources down to this primary-beam power (0..1]", positive=True, maximum=1.0),
+    Spec("CONTIMG_SKY_FLUX_FLOOR_JY", "calibration", "float", 0.02,
+         "sky-model sources above this apparent (beam-weighted) flux at 1.4 GHz"),
 )
 SPEC_BY_VARIABLE = {spec.variable: spec for spec in SPECS}
 SECTIONS = sorted({spec.section for spec in SPECS})
