@@ -72,6 +72,14 @@ MIGRATIONS: dict[str, list[str]] = {
         );
         CREATE INDEX caltables_validity ON caltables(kind, valid_start_mjd, valid_end_mjd);
         """,
+        """
+        ALTER TABLE caltables ADD COLUMN set_id TEXT;
+        ALTER TABLE caltables ADD COLUMN refant TEXT;
+        ALTER TABLE caltables ADD COLUMN quality TEXT;
+        ALTER TABLE caltables ADD COLUMN apply_order INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX caltables_set ON caltables(set_id);
+        CREATE INDEX caltables_status ON caltables(status, kind, valid_start_mjd);
+        """,
     ],
     "products": [
         """

@@ -1,0 +1,108 @@
+"""The SQL of cal_registry.sqlite3: calibration tables, their sets and validity windows.
+
+Lookup rules for a group at time t (MJD):
+- bandpass: the set of the most recently created *active* `bpcal` whose window
+  contains t (with the `kcal` of the same set when one was solved);
+- gains: the *active* set of `gpcal` + `2gcal` whose window contains t and whose
+  window centre is nearest to t (the newest on a tie);
+- apply order: kcal, bpcal, gpcal, 2gcal; bandpass interpolated `nearest`, gains
+  `linear` in time within their table.
+A set is registered in one transaction, after its tables are complete in their final
+place, so a lookup sees all of a set or none of it. A failed solve is recorded with
+status `failed` and never becomes active; re-solving a group supersedes its earlier set.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from contimg.state.connection import StateStore, utc_now, write_transaction
+
+APPLY_ORDER = {"kcal": 0, "bpcal": 1, "gpcal": 2, "2gcal": 3}
+BANDPASS_KINDS = ("kcal", "bpcal")
+GAIN_KINDS = ("gpcal", "2gcal")
+
+
+@dataclass(frozen=True)
+class RegisteredTable:
+    """One table of a set, as the registry keeps it."""
+
+    kind: str
+    path: Path
+    quality_json: str
+    flagged_fraction: float
+
+
+@dataclass(frozen=True)
+class ApplySet:
+    """The tables to apply to one group, in order, and where they came from."""
+
+    bandpass_set: str
+    gain_set: str
+    paths: tuple[str, ...]
+    kinds: tuple[str, ...]
+
+    @property
+    def interp(self) -> list[str]:
+        """CASA interpolation per table: nearest for delay/bandpass, linear for gains."""
+        return ["nearest" if kind in BANDPASS_KINDS else "linear" for kind in self.kinds]
+
+
+def register_set(store: StateStore, *, set_id: str, group_id: str, source_ms: Path,
+                 calibrator: str | None, refant: str, registered: list[RegisteredTable],
+                 windows: dict[str, tuple[float, float]], status: str = "active") -> None:
+    """Record every table of one solve at once; an earlier set of the same group and
+    kinds is superseded in the same transaction."""
+    conn = store.connection("cal_registry")
+    now = utc_now()
+    kinds = [table.kind for table in registered]
+    with write_transaction(conn):
+        conn.execute(f"UPDATE caltables SET status = 'superseded' WHERE group_id = ? AND status ="
+                     f" 'active' AND kind IN ({','.join('?' * len(kinds))})", (group_id, *kinds))
+        for table in registered:
+            start, end = windows[table.kind]
+            conn.execute(
+                "INSERT INTO caltables (path, kind, group_id, source_ms, calibrator,"
+                " valid_start_mjd, valid_end_mjd, status, flagged_fraction, created, set_id, refant,"
+                " quality, apply_order) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(path) DO UPDATE SET status = excluded.status, set_id = excluded.set_id,"
+                " valid_start_mjd = excluded.valid_start_mjd, valid_end_mjd = excluded.valid_end_mjd,"
+                " quality = excluded.quality, flagged_fraction = excluded.flagged_fraction,"
+                " refant = excluded.refant, created = excluded.created",
+                (str(table.path), table.kind, group_id, str(source_ms), calibrator, start, end,
+                 status, table.flagged_fraction, now, set_id, refant, table.quality_json,
+                 APPLY_ORDER[table.kind]))
+
+
+def tables_for(store: StateStore, mjd: float) -> ApplySet | None:
+    """The bandpass and gain tables valid at `mjd` (None when either is missing)."""
+    conn = store.connection("cal_registry")
+    bandpass = _best_set(conn, "bpcal", mjd, nearest=False)
+    gains = _best_set(conn, "2gcal", mjd, nearest=True)
+    if bandpass is None or gains is None:
+        return None
+    rows = conn.execute(
+        "SELECT kind, path FROM caltables WHERE status = 'active' AND ((set_id = ? AND kind IN"
+        " ('kcal', 'bpcal')) OR (set_id = ? AND kind IN ('gpcal', '2gcal'))) ORDER BY apply_order",
+        (bandpass, gains)).fetchall()
+    return ApplySet(bandpass, gains, tuple(r[1] for r in rows), tuple(r[0] for r in rows))
+
+
+def newest(store: StateStore, kind: str) -> sqlite3.Row | None:
+    """The newest active table of a kind (for age checks and metrics)."""
+    rows = store.query("cal_registry", "SELECT path, group_id, valid_start_mjd, valid_end_mjd,"
+                       " created, quality FROM caltables WHERE status = 'active' AND kind = ?"
+                       " ORDER BY valid_end_mjd DESC, created DESC LIMIT 1", (kind,))
+    return rows[0] if rows else None
+
+
+def _best_set(conn: sqlite3.Connection, kind: str, mjd: float, *, nearest: bool) -> str | None:
+    """The active set of `kind` valid at `mjd`: the newest, or the one centred nearest."""
+    row = conn.execute(
+        "SELECT set_id FROM caltables WHERE status = 'active' AND kind = ? AND valid_start_mjd <= ?"
+        " AND valid_end_mjd > ? ORDER BY CASE WHEN ? THEN abs((valid_start_mjd + valid_end_mjd) / 2"
+        " - ?) ELSE 0 END, created DESC, id DESC LIMIT 1",
+        (kind, mjd, mjd, nearest, mjd)).fetchone()
+    return row[0] if row else None
