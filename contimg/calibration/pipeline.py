@@ -15,7 +15,7 @@ from contimg.conversion.staging import move_into_place
 from contimg.instrument import GROUP_DURATION_S, SECONDS_PER_DAY
 from contimg.layout import StorageLayout
 from contimg.state import StateStore, products_db
-from contimg.state.cal_registry_db import RegisteredTable, register_set
+from contimg.state.cal_registry_db import RegisteredTable, record_moved_aside, register_set
 from contimg.timeutil import datetime_to_mjd
 
 HOURS = 1.0 / 24.0
@@ -99,6 +99,7 @@ def _place(table: SolvedTable, destination: Path, store: StateStore,
     if final.exists():
         aside = final.with_name(f"{final.name}.superseded-{now():.0f}")
         final.rename(aside)
+        record_moved_aside(store, final, aside)
         products_db.log_move(store, final, aside, action="supersede", actor="calibration",
                              reason="re-solved")
     move_into_place(table.path, final)

@@ -106,3 +106,10 @@ def _best_set(conn: sqlite3.Connection, kind: str, mjd: float, *, nearest: bool)
         " - ?) ELSE 0 END, created DESC, id DESC LIMIT 1",
         (kind, mjd, mjd, nearest, mjd)).fetchone()
     return row[0] if row else None
+
+
+def record_moved_aside(store: StateStore, old: Path, new: Path) -> None:
+    """A table re-solved under the same name was kept aside: its row follows it and is
+    no longer active."""
+    store.execute("cal_registry", "UPDATE caltables SET path = ?, status = CASE WHEN status ="
+                  " 'active' THEN 'superseded' ELSE status END WHERE path = ?", (str(new), str(old)))

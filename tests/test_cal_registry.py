@@ -1,0 +1,86 @@
+"""The calibration registry: sets registered whole, lookup rules, failed never active."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from contimg.layout import resolve_layout
+from contimg.state import StateStore
+from contimg.state.cal_registry_db import RegisteredTable, register_set, tables_for
+
+DAY = 60961.0
+
+
+def _register(store, group: str, kinds: tuple[str, ...], windows: dict, status: str = "active",
+              set_id: str | None = None) -> None:
+    register_set(store, set_id=set_id or f"{group}/{'+'.join(kinds)}", group_id=group,
+                 source_ms=Path(f"/ms/{group}.ms"), calibrator="0834+555", refant="24",
+                 registered=[RegisteredTable(k, Path(f"/ms/{group}_{k}" + (f".{set_id}" if set_id
+                                                                            else "")),
+                                             json.dumps({}), 0.0) for k in kinds],
+                 windows={k: windows[k] for k in kinds}, status=status)
+
+
+def test_lookup_picks_the_bandpass_and_the_nearest_gain_set(layout_env):
+    store = StateStore(resolve_layout().ensure().state_dir)
+    _register(store, "bp1", ("kcal", "bpcal", "gpcal", "2gcal"),
+              {"kcal": (DAY, DAY + 1), "bpcal": (DAY, DAY + 1),
+               "gpcal": (DAY + 0.48, DAY + 0.52), "2gcal": (DAY + 0.48, DAY + 0.52)})
+    _register(store, "g2", ("gpcal", "2gcal"),
+              {"gpcal": (DAY + 0.50, DAY + 0.54), "2gcal": (DAY + 0.50, DAY + 0.54)})
+    early = tables_for(store, DAY + 0.505)  # in both gain windows, nearer the first's centre
+    assert early.kinds == ("kcal", "bpcal", "gpcal", "2gcal")
+    assert early.paths[2:] == ("/ms/bp1_gpcal", "/ms/bp1_2gcal")
+    assert early.interp == ["nearest", "nearest", "linear", "linear"]
+    late = tables_for(store, DAY + 0.53)
+    assert late.paths == ("/ms/bp1_kcal", "/ms/bp1_bpcal", "/ms/g2_gpcal", "/ms/g2_2gcal")
+    assert tables_for(store, DAY + 0.6) is None, "no gain valid then: awaiting calibration"
+    assert tables_for(store, DAY + 1.2) is None, "no bandpass valid then"
+
+
+def test_a_failed_solution_is_never_used_and_a_resolve_supersedes(layout_env):
+    store = StateStore(resolve_layout().ensure().state_dir)
+    windows = {"bpcal": (DAY, DAY + 1), "gpcal": (DAY, DAY + 1), "2gcal": (DAY, DAY + 1)}
+    _register(store, "cal", ("bpcal", "gpcal", "2gcal"), windows, status="failed")
+    assert tables_for(store, DAY + 0.5) is None
+    _register(store, "cal", ("bpcal", "gpcal", "2gcal"), windows, set_id="cal/1")
+    _register(store, "cal", ("bpcal", "gpcal", "2gcal"), windows, set_id="cal/2")
+    chosen = tables_for(store, DAY + 0.5)
+    assert (chosen.bandpass_set, chosen.gain_set) == ("cal/2", "cal/2")
+    assert chosen.paths == ("/ms/cal_bpcal.cal/2", "/ms/cal_gpcal.cal/2", "/ms/cal_2gcal.cal/2")
+    statuses = store.query("cal_registry", "SELECT set_id, status FROM caltables ORDER BY id")
+    assert [tuple(r) for r in statuses][-3:] == [("cal/2", "active")] * 3
+    assert {r[1] for r in statuses[:3]} == {"failed"}
+
+
+def test_a_set_is_visible_whole_or_not_at_all(layout_env, tmp_path):
+    """Another process reads while a set is being registered: it never sees part of it."""
+    import multiprocessing
+
+    layout = resolve_layout().ensure()
+    store = StateStore(layout.state_dir)
+    windows = {"bpcal": (DAY, DAY + 1), "gpcal": (DAY, DAY + 1), "2gcal": (DAY, DAY + 1)}
+    context = multiprocessing.get_context("spawn")
+    stop, ready = context.Event(), context.Event()
+    seen = context.Queue()
+    reader = context.Process(target=_watch, args=(str(layout.state_dir), stop, ready, seen))
+    reader.start()
+    assert ready.wait(timeout=60)
+    for n in range(60):
+        _register(store, f"g{n:03d}", ("bpcal", "gpcal", "2gcal"), windows)
+    stop.set()
+    reader.join(timeout=60)
+    sizes = seen.get(timeout=10)
+    assert sizes and set(sizes) <= {0, 3}, sizes
+
+
+def _watch(state_dir: str, stop, ready, seen) -> None:
+    store = StateStore(state_dir)
+    sizes = []
+    tables_for(store, DAY + 0.5)
+    ready.set()
+    while not stop.is_set():
+        chosen = tables_for(store, DAY + 0.5)
+        sizes.append(0 if chosen is None else len(chosen.paths))
+    seen.put(sizes)
