@@ -181,6 +181,8 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
     sim.add_argument("--layout", choices=("correlator", "pyuvdata"), default="correlator",
                      help="file layout: the telescope writer's (h5py, old-style UVH5; default) "
                      "or pyuvdata's write_uvh5")
+    sim.add_argument("--rfi", action="store_true", help="add RFI (persistent narrow-band channels "
+                     "and broadband bursts); the flagged truth goes to truth/<group>_rfi.npz")
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -192,6 +194,7 @@ def _simulate(args: argparse.Namespace) -> int:
             out_dir=args.out, size=args.size, n_groups=args.groups, start=start,
             dec_deg=args.dec, calibrator=args.calibrator, seed=args.seed, sefd_jy=args.sefd,
             corrupt=not args.no_corruptions, n_antennas=args.antennas, layout=args.layout,
+            rfi=args.rfi,
         )
         began = time.perf_counter()
         for group in simulate(request):

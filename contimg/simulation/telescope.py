@@ -28,6 +28,7 @@ from contimg.simulation.beam import airy_power
 from contimg.simulation.correlator_layout import write_correlator_file
 from contimg.simulation.corruptions import draw_corruptions
 from contimg.simulation.observation import template_uvdata
+from contimg.simulation.rfi import draw_rfi, noise_sigma_jy
 from contimg.simulation.sky import PointSource, as_catalog, calibrator_source, field_sources
 from contimg.simulation.visibilities import model_visibilities, source_geometry
 from contimg.timeutil import datetime_to_mjd
@@ -56,6 +57,7 @@ class SimulationRequest:
     truth_dir: Path | None = None  # default: `truth/` beside the files
     layout: str = "correlator"  # the telescope writer's h5py layout, or "pyuvdata"
     sources: tuple[PointSource, ...] | None = None  # this sky instead of a random one
+    rfi: bool = False  # add RFI (contimg.simulation.rfi) and save its truth `<group>_rfi.npz`
 
     @property
     def truth_path(self) -> Path:
@@ -169,12 +171,16 @@ def _write_group(request: SimulationRequest, index: int, start: datetime, dec_de
     jitter = rng.integers(0, request.jitter_s + 1, inst.N_SUBBANDS) if request.jitter_s else \
         np.zeros(inst.N_SUBBANDS, int)
     jitter -= jitter.min()  # the earliest subband carries the group's own timestamp
+    rfi = draw_rfi(request.seed, index, unique_times.size, all_freqs, len(stations), noise_sigma_jy(
+        request.sefd_jy, uvd.channel_width[0], uvd.integration_time[0])) if request.rfi else None
     files = []
     for sb in range(inst.N_SUBBANDS):
         chans = slice(sb * nchan, (sb + 1) * nchan)
         freqs = all_freqs[chans]
         data = _subband_data(uvd, geometry, time_index, freqs, a1, a2, gains,
                              corruptions.bandpass[:, chans, :], request.sefd_jy, rng)
+        if rfi is not None:
+            data += rfi.visibilities(time_index, a1, a2, chans)
         uvd.freq_array = freqs
         uvd.data_array = data
         uvd.history = f"Simulated by contimg (seed {request.seed}, group {index}, subband {sb})."
@@ -184,6 +190,8 @@ def _write_group(request: SimulationRequest, index: int, start: datetime, dec_de
                      if request.layout == "correlator" else _write_pyuvdata_subband(uvd, target))
     truth_json, truth_npz = _write_truth(request, start, dec_deg, stations, geometry, uvd,
                                          gains, corruptions.bandpass, all_freqs, mjd, out_dir)
+    if rfi is not None:
+        rfi.save(request.truth_path / f"{naming.group_id(start)}_rfi.npz", mjd)
     return SimulatedGroup(naming.iso_timestamp(start), files, truth_json, truth_npz,
                           json.loads(truth_json.read_text())["sources"])
 
