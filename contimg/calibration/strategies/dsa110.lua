@@ -12,6 +12,7 @@
   - the smoothing window is short in time (24 integrations per group) and the
     time-direction downsampling is off, so the background fit follows the drift of
     bright sources through the beam instead of flagging it;
+  - the scale-invariant rank operator barely extends flags along frequency (below);
   - no statistics subtables are written (the MS keeps the platform's layout).
 ]]--
 
@@ -72,7 +73,10 @@ function execute(input)
   end
   input:join_mask(union)
 
-  aoflagger.scale_invariant_rank_operator_masked(input, copy_of_input, 0.2, 0.2)
+  -- Extend flags along time as usual (0.2) but barely along frequency (0.05): at 0.2 a
+  -- burst over half the band spread over ~30 % of the rest of its integration (measured
+  -- on simulated groups: 2.8 % of clean samples flagged, against 1.1 % at 0.05).
+  aoflagger.scale_invariant_rank_operator_masked(input, copy_of_input, 0.2, 0.05)
   aoflagger.threshold_timestep_rms(input, 4.0)
   input:join_mask(copy_of_input)  -- never lose a flag that was already there
   input:flag_nans()
