@@ -1,8 +1,9 @@
 """The sky model of a group: catalogue point sources seen by the drift-scan primary beam.
 
 Components come from NVSS (read from `CONTIMG_NVSS_CATALOG`, never from a simulator's
-truth) and from the VLA calibrator list, which wins where both list a source (its
-20 cm flux is a total flux and it carries a spectral index). A source is kept when,
+truth) and from the VLA calibrator list, which replaces every NVSS component within
+MATCH_RADIUS_ARCSEC of it (its 20 cm flux is a total flux and it carries a spectral
+index); a calibrator NVSS does not list is left out (north of NVSS's southern limit). A source is kept when,
 at some integration of the group, it sits inside the primary beam down to
 `CONTIMG_SKY_BEAM_LEVEL` of the peak power (at the band's lowest frequency, where the
 beam is widest) and its apparent flux (1.4 GHz flux x peak beam power at the band
@@ -41,6 +42,7 @@ from contimg.instrument import (
 
 CATALOG_SUBDIR = "catalogs"
 MATCH_RADIUS_ARCSEC = 60.0  # NVSS components this close to a VLA calibrator are that calibrator
+NVSS_SOUTH_LIMIT_DEG = -40.4  # NVSS covers the sky north of this
 
 
 @dataclass(frozen=True)
@@ -186,9 +188,8 @@ def select_components(pointing: DriftPointing, nvss: NvssTable, calibrators: Seq
     """Calibrators and NVSS sources in the beam above the apparent-flux floor, brightest first."""
     low, centre = float(pointing.freqs_hz.min()), float(np.mean(pointing.freqs_hz))
     radius_deg = np.degrees(beam_radius_rad(beam_level, low))
-    cals = [Component(c.name, c.ra_deg, c.dec_deg, c.flux_jy, c.spectral_index) for c in calibrators
-            if _near_track(pointing, np.array([c.ra_deg]), np.array([c.dec_deg]), radius_deg)[0]]
     near = np.flatnonzero(_near_track(pointing, nvss.ra_deg, nvss.dec_deg, radius_deg))
+    cals = _listed_calibrators(pointing, calibrators, nvss.ra_deg[near], nvss.dec_deg[near], radius_deg)
     near = near[~_matches_any(nvss.ra_deg[near], nvss.dec_deg[near], cals)]
     field = [Component(nvss_name(nvss.ra_deg[i], nvss.dec_deg[i]), float(nvss.ra_deg[i]),
                        float(nvss.dec_deg[i]), float(nvss.flux_jy[i])) for i in near]
@@ -203,6 +204,23 @@ def select_components(pointing: DriftPointing, nvss: NvssTable, calibrators: Seq
     keep = (at_low >= beam_level) & (flux * at_centre >= flux_floor_jy)
     chosen = [c for c, k in zip(candidates, keep, strict=True) if k]
     return tuple(sorted(chosen, key=lambda c: -c.flux_jy))
+
+
+def _listed_calibrators(pointing: DriftPointing, calibrators: Sequence[Calibrator],
+                        nvss_ra: np.ndarray, nvss_dec: np.ndarray, radius_deg: float) -> list[Component]:
+    """VLA calibrators near the track that replace their NVSS entries.
+
+    The catalogue defines the sky: a calibrator counts where NVSS lists it too (every VLA
+    calibrator is in the real NVSS), so a cut-out or simulated catalogue never gains
+    sources its sky lacks. South of NVSS's limit the VLA list stands alone."""
+    found = []
+    for cal in calibrators:
+        if not _near_track(pointing, np.array([cal.ra_deg]), np.array([cal.dec_deg]), radius_deg)[0]:
+            continue
+        comp = Component(cal.name, cal.ra_deg, cal.dec_deg, cal.flux_jy, cal.spectral_index)
+        if cal.dec_deg < NVSS_SOUTH_LIMIT_DEG or _matches_any(nvss_ra, nvss_dec, [comp]).any():
+            found.append(comp)
+    return found
 
 
 def _near_track(pointing: DriftPointing, ra_deg: np.ndarray, dec_deg: np.ndarray,

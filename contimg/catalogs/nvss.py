@@ -205,10 +205,12 @@ def _text_columns(path: Path, kind: str) -> dict[str, _Column]:
     roles = _roles(path, [_normalise(h) for h in header])
     flux_index = roles["flux"]
     # VizieR puts a units row and a row of dashes under the header.
-    while body and not _is_number(body[0][flux_index] if flux_index < len(body[0]) else ""):
+    while body and len(body[0]) == len(header) and not _is_number(body[0][flux_index]):
         if not all(set(f) <= {"-"} for f in body[0]):
-            units = [f.strip('"').lower() for f in body[0]] + [""] * max(0, len(header) - len(body[0]))
+            units = [f.strip('"').lower() for f in body[0]]
         body = body[1:]
+    if not body:
+        raise CatalogError(f"NVSS catalogue {path} has a header but no sources. {HOW_TO_OBTAIN}")
     for number, row in enumerate(body[:1] + body[-1:]):
         if len(row) < len(header):
             raise CatalogError(f"NVSS catalogue {path}: a row has {len(row)} fields, the header "
