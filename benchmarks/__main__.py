@@ -1,4 +1,4 @@
-"""`python -m benchmarks {conversion,sensor,partitions}`: the performance targets, measured."""
+"""`python -m benchmarks {conversion,sensor,partitions,calibration}`: the performance targets, measured."""
 
 from __future__ import annotations
 
@@ -22,7 +22,17 @@ def main(argv: list[str] | None = None) -> int:
     sens.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench-sensor"))
     part = which.add_parser("partitions", help="a year of group partitions in Dagster")
     part.add_argument("--count", type=int, default=100_000, help="partition keys to create")
+    cal = which.add_parser("calibration", help="calibration stages beside CASA's own path")
+    cal.add_argument("--size", default="full", help="simulator size preset")
+    cal.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench"),
+                     help="where to simulate (reused when present) and write")
+    cal.add_argument("--parts", nargs="*", default=None,
+                     help="parts to run (default: all registered in benchmarks.calibration.PARTS)")
     args = parser.parse_args(argv)
+    if args.benchmark == "calibration":
+        from benchmarks.calibration import bench_calibration
+
+        return bench_calibration(args.size, args.work, args.parts)
     if args.benchmark == "conversion":
         from benchmarks.conversion import bench_conversion
 

@@ -1,0 +1,126 @@
+"""`python -m benchmarks calibration`: each calibration stage beside CASA's own path.
+
+Parts are registered in `PARTS` (name -> function(size, work) -> dict of figures); the
+command runs the chosen ones on one simulated group and ends with one JSON line that
+merges their figures. Today: `model` (sky model + MODEL_DATA against CASA `ft`).
+
+model: a group is simulated once (shared with the conversion benchmark's cache) and
+converted once to a base MS; each side then works on its own copy, in its own child
+process, so wall time and peak memory are its own. Ours is the platform path — the
+pointing from the MS, the selection from an NVSS-format catalogue (the simulator's
+table stands in for the real NVSS), MODEL_DATA with the beam. CASA's is `ft` of the
+same components (no beam: ft has none) with `usescratch=True`.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.conversion import _group_files
+
+
+def bench_model(size: str, work: Path) -> dict:
+    """Time MODEL_DATA (ours) and CASA ft on the same components; figures as a dict."""
+    base, catalogue = _base_ms(size, work)
+    ours = _child("ours", base, catalogue, work)
+    print(f"ours: {ours['seconds']:.2f} s for {ours['n_components']} components "
+          f"({ours['select_s']:.2f} s selection, {ours['detail']}), peak {ours['peak_gb']:.2f} GB")
+    casa = _child("ft", base, catalogue, work)
+    print(f"CASA ft: {casa['seconds']:.2f} s for the same components, peak {casa['peak_gb']:.2f} GB")
+    return {"model_s": round(ours["seconds"], 2), "ft_s": round(casa["seconds"], 2),
+            "ratio": round(casa["seconds"] / ours["seconds"], 2),
+            "model_components": ours["n_components"], "model_peak_gb": round(ours["peak_gb"], 2),
+            "ft_peak_gb": round(casa["peak_gb"], 2)}
+
+
+PARTS: dict[str, Callable[[str, Path], dict]] = {"model": bench_model}
+
+
+def bench_calibration(size: str, work: Path, parts: list[str] | None = None) -> int:
+    """Run the chosen parts (all by default), print their figures and one JSON line."""
+    result: dict = {"size": size}
+    for name in parts or list(PARTS):
+        print(f"== {name}", flush=True)
+        result.update(PARTS[name](size, work))
+    print(json.dumps(result))
+    return 0
+
+
+def _base_ms(size: str, work: Path) -> tuple[Path, Path]:
+    """The converted group (made once) and its NVSS-format table."""
+    files = _group_files(size, work, "correlator")
+    base = work / f"calibration-{size}.ms"
+    if not base.exists():
+        from contimg.conversion.ms_writer import convert_group
+
+        partial = base.with_name(base.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        convert_group(files, partial)
+        partial.rename(base)
+    return base, next((files[0].parent / "truth").glob("*_nvss.tsv"))
+
+
+def _child(side: str, base: Path, catalogue: Path, work: Path) -> dict:
+    ms = work / f"calibration-{side}.ms"
+    shutil.rmtree(ms, ignore_errors=True)
+    shutil.copytree(base, ms)
+    try:
+        done = subprocess.run([sys.executable, "-m", "benchmarks.calibration", side, str(ms),
+                               str(catalogue)], capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise RuntimeError(f"{side} failed: {done.stderr[-3000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(ms, ignore_errors=True)
+
+
+def _run_side(side: str, ms: Path, catalogue: Path) -> dict:
+    from contimg.calibration.predict import predict_model_data
+    from contimg.calibration.sky_model import SkyModelSettings, sky_model_for_ms
+
+    config = SkyModelSettings(catalogue)  # the settings' defaults
+    if side == "ours":
+        start = time.perf_counter()
+        components = sky_model_for_ms(ms, config)
+        selected = time.perf_counter()
+        report = predict_model_data(ms, components, beam=True)
+        detail = ", ".join(f"{k} {v:.2f} s" for k, v in report.timings_s.items())
+        figures = {"select_s": selected - start, "detail": detail}
+    else:
+        components = sky_model_for_ms(ms, config)
+        start = time.perf_counter()
+        _casa_ft(ms, components)
+        figures = {}
+    figures.update(seconds=time.perf_counter() - start, n_components=len(components),
+                   peak_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)
+    return figures
+
+
+def _casa_ft(ms: Path, components) -> None:
+    import numpy as np
+    from casatasks import ft
+    from casatools import componentlist
+
+    path = str(ms.with_name(ms.name + ".cl"))
+    shutil.rmtree(path, ignore_errors=True)
+    cl = componentlist()
+    for c in components:
+        cl.addcomponent(dir=f"J2000 {float(np.radians(c.ra_deg))!r}rad {float(np.radians(c.dec_deg))!r}rad",
+                        flux=c.flux_jy, fluxunit="Jy", freq="1.4GHz", shape="point",
+                        spectrumtype="spectral index", index=c.spectral_index)
+    cl.rename(path)
+    cl.close()
+    ft(vis=str(ms), complist=path, usescratch=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    # Child mode: `python -m benchmarks.calibration {ours,ft} MS CATALOGUE`.
+    print(json.dumps(_run_side(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]))))
