@@ -69,6 +69,7 @@ class SolutionSet:
 
     group_id: str
     refant: str
+    antennas_in_data: tuple[int, ...] = ()  # CASA writes rows for every antenna of the array
     tables: list[SolvedTable] = field(default_factory=list)
 
     def paths(self) -> list[str]:
@@ -89,13 +90,19 @@ def choose_refant(ms: Path, preferred: tuple[str, ...] = PREFERRED_REFANTS) -> s
     return min(candidates, key=lambda name: (flag_fraction[name], candidates.index(name)))
 
 
+def antennas_in(ms: Path) -> tuple[int, ...]:
+    """Antenna indices that appear in the data (the array lists all 117 stations)."""
+    with tables.table(str(ms), ack=False) as main:
+        return tuple(int(a) for a in np.union1d(main.getcol("ANTENNA1"), main.getcol("ANTENNA2")))
+
+
 def solve_calibrator(ms: Path, workdir: Path, group_iso: str,
                      options: SolveOptions = SolveOptions()) -> SolutionSet:
     """The daily set on a calibrator transit: [K], B, gp, 2g (written under `workdir`)."""
     from casatasks import bandpass, gaincal
 
     refant = options.refant or choose_refant(ms)
-    solved = SolutionSet(group_iso, refant)
+    solved = SolutionSet(group_iso, refant, antennas_in(ms))
     applied: list[str] = []
     if options.do_k:
         kcal = _table(workdir, group_iso, "kcal")
@@ -119,7 +126,7 @@ def solve_gains(ms: Path, workdir: Path, group_iso: str, bandpass_tables: list[s
                 options: SolveOptions = SolveOptions()) -> SolutionSet:
     """The hourly set on any group (calibrator or science, against its MODEL_DATA):
     gp and 2g with the active bandpass (and delay) applied."""
-    solved = SolutionSet(group_iso, options.refant or choose_refant(ms))
+    solved = SolutionSet(group_iso, options.refant or choose_refant(ms), antennas_in(ms))
     return _solve_gains(ms, workdir, group_iso, solved, list(bandpass_tables), options)
 
 
@@ -148,19 +155,23 @@ def _table(workdir: Path, group_iso: str, kind: str) -> str:
 def _record(solved: SolutionSet, kind: str, path: str) -> str:
     if not Path(path, "table.dat").exists():
         raise CalibrationError(f"{kind} solve wrote no table at {path}; see the CASA log")
-    solved.tables.append(SolvedTable(kind, Path(path), table_quality(Path(path))))
+    solved.tables.append(SolvedTable(kind, Path(path),
+                                     table_quality(Path(path), solved.antennas_in_data)))
     return path
 
 
-def table_quality(path: Path) -> TableQuality:
+def table_quality(path: Path, antennas_in_data: tuple[int, ...] = ()) -> TableQuality:
     """Flagged fraction, median SNR and phase scatter (RMS of each antenna's solution
-    phases about their mean, over time or channel) of a calibration table."""
+    phases about their mean, over time or channel) of a calibration table, over the
+    antennas in the data (all rows when not given)."""
     with tables.table(str(path), ack=False) as table:
-        flags = table.getcol("FLAG")
-        snr = table.getcol("SNR")
-        value_column = "CPARAM" if "CPARAM" in table.colnames() else "FPARAM"
-        values = table.getcol(value_column)
         antennas = table.getcol("ANTENNA1")
+        keep = np.isin(antennas, antennas_in_data) if antennas_in_data else np.ones(antennas.size, bool)
+        flags = table.getcol("FLAG")[keep]
+        snr = table.getcol("SNR")[keep]
+        value_column = "CPARAM" if "CPARAM" in table.colnames() else "FPARAM"
+        values = table.getcol(value_column)[keep]
+        antennas = antennas[keep]
     good = ~flags
     scatter = []
     if value_column == "CPARAM":
