@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from astropy.coordinates import EarthLocation
 from scipy.optimize import brentq
-from scipy.special import j1
 
+from contimg.beam import airy_power
 from contimg.catalogs.nvss import NvssTable, load_nvss, nvss_name
 from contimg.catalogs.vlacals import DEFAULT_SPECTRAL_INDEX, L_BAND_HZ, Calibrator, load_calibrators
 from contimg.instrument import (
@@ -98,15 +98,6 @@ class DriftPointing:
         offset = angular_separation_rad(np.asarray(ra_deg)[:, None], np.asarray(dec_deg)[:, None],
                                         self.ra_deg[None, :], self.dec_deg[None, :])
         return airy_power(offset[:, :, None], np.asarray(freqs_hz)[None, None, :], dish_m)
-
-
-def airy_power(offset_rad: np.ndarray, freq_hz: np.ndarray, dish_m: float = DISH_DIAMETER_M) -> np.ndarray:
-    """Power response (1 on axis) of a uniformly illuminated dish: (2 J₁(x)/x)², x = π D sinθ / λ."""
-    sin_offset = np.sin(np.asarray(offset_rad, dtype=float))
-    x = np.pi * dish_m * sin_offset * np.asarray(freq_hz) / SPEED_OF_LIGHT_M_S
-    with np.errstate(invalid="ignore", divide="ignore"):
-        amplitude = np.where(np.abs(x) < 1e-8, 1.0, 2.0 * j1(x) / np.where(x == 0, 1.0, x))
-    return amplitude ** 2
 
 
 def beam_radius_rad(level: float, freq_hz: float, dish_m: float = DISH_DIAMETER_M) -> float:

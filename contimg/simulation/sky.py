@@ -32,9 +32,11 @@ class PointSource:
 
 
 def calibrator_source(name: str) -> PointSource:
-    """The VLA calibrator of that name as a flat-spectrum point source."""
+    """The VLA calibrator of that name as a point source with the list's spectral index
+    (the same one the sky model uses, so data and model agree)."""
     cal = find_calibrator(name)
-    return PointSource(cal.name, cal.ra_deg, cal.dec_deg, cal.flux_jy, spectral_index=0.0)
+    return PointSource(cal.name, cal.ra_deg, cal.dec_deg, cal.flux_jy,
+                       spectral_index=cal.spectral_index)
 
 
 def field_sources(rng: np.random.Generator, ra_deg: float, dec_deg: float, count: int,
