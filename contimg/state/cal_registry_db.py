@@ -113,3 +113,29 @@ def record_moved_aside(store: StateStore, old: Path, new: Path) -> None:
     no longer active."""
     store.execute("cal_registry", "UPDATE caltables SET path = ?, status = CASE WHEN status ="
                   " 'active' THEN 'superseded' ELSE status END WHERE path = ?", (str(new), str(old)))
+
+
+def newest_solved_mjd(store: StateStore, kind: str) -> float | None:
+    """Centre (MJD) of the validity window of the newest active table of `kind`: the
+    mid-time of the group it was solved on (for calibration-age checks and metrics)."""
+    row = newest(store, kind)
+    return (row["valid_start_mjd"] + row["valid_end_mjd"]) / 2 if row else None
+
+
+def set_tables(store: StateStore, set_id: str) -> list[sqlite3.Row]:
+    """Every table of one set (kind, path, status, refant, quality, validity), apply order."""
+    return store.query("cal_registry", "SELECT kind, path, status, refant, calibrator, quality,"
+                       " valid_start_mjd, valid_end_mjd, group_id FROM caltables WHERE set_id = ?"
+                       " ORDER BY apply_order", (set_id,))
+
+
+def bandpass_at(store: StateStore, mjd: float) -> ApplySet | None:
+    """The active bandpass set valid at `mjd` (its kcal and bpcal, apply order), by the
+    bandpass lookup rule above; None when there is none (gains are not looked at)."""
+    conn = store.connection("cal_registry")
+    bandpass = _best_set(conn, "bpcal", mjd, nearest=False)
+    if bandpass is None:
+        return None
+    rows = conn.execute("SELECT kind, path FROM caltables WHERE status = 'active' AND set_id = ?"
+                        " AND kind IN ('kcal', 'bpcal') ORDER BY apply_order", (bandpass,)).fetchall()
+    return ApplySet(bandpass, "", tuple(r[1] for r in rows), tuple(r[0] for r in rows))

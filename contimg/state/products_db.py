@@ -181,3 +181,66 @@ def last_ops_run_epoch(store: StateStore, operation: str) -> float | None:
     row = store.query("products", "SELECT max(finished_epoch) FROM ops_runs"
                                   " WHERE operation = ? AND status = 'ok'", (operation,))
     return row[0][0]
+
+
+# -- calibration state of each group (ms_index.calibration_status) ------------------
+# NULL: not looked at yet; 'awaiting': no valid tables; 'calibrating': an apply started
+# (a killed apply leaves it so, and it is redone); 'calibrated': CORRECTED_DATA complete
+# with `cal_tables`; 'failed': the apply itself failed. Downstream trusts 'calibrated' only.
+
+CALIBRATION_STATES = ("awaiting", "calibrating", "calibrated", "failed")
+
+
+def set_calibration_status(store: StateStore, group_id: str, status: str, *,
+                           tables: list[str] | None = None, note: str = "") -> None:
+    """Record a group's calibration state (and the tables used), with the time it was set;
+    'awaiting' keeps the time it first started waiting, so waits can be measured."""
+    if status not in CALIBRATION_STATES:
+        raise ValueError(f"unknown calibration status {status!r}; expected {CALIBRATION_STATES}")
+    import json
+    import time
+
+    store.execute("products",
+                  "UPDATE ms_index SET calibration_status = ?, cal_tables = ?, calibration_note = ?,"
+                  " calibration_since = CASE WHEN calibration_status = 'awaiting' AND ? = 'awaiting'"
+                  " THEN calibration_since ELSE ? END, updated = ? WHERE group_id = ?",
+                  (status, json.dumps(tables) if tables is not None else None, note, status,
+                   time.time(), utc_now(), group_id))
+
+
+def ms_record(store: StateStore, group_id: str) -> sqlite3.Row | None:
+    """The whole ms_index row of a group (calibration columns included), or None."""
+    rows = store.query("products", "SELECT rowid, * FROM ms_index WHERE group_id = ?", (group_id,))
+    return rows[0] if rows else None
+
+
+def groups_in_calibration_state(store: StateStore, statuses: tuple[str, ...]) -> list[sqlite3.Row]:
+    """Converted groups in any of `statuses`, oldest first (indexed: stays cheap)."""
+    marks = ",".join("?" * len(statuses))
+    return store.query("products", "SELECT group_id, path, kind, start_mjd, end_mjd,"
+                                   " calibration_status, calibration_since FROM ms_index"
+                                   f" WHERE calibration_status IN ({marks}) AND status = 'converted'"
+                                   " ORDER BY start_mjd", statuses)
+
+
+def converted_after(store: StateStore, rowid: int, limit: int = 500) -> list[sqlite3.Row]:
+    """Converted groups registered after `rowid` (a sensor's cursor), in rowid order."""
+    return store.query("products", "SELECT rowid, group_id, kind, calibrator, start_mjd, end_mjd"
+                                   " FROM ms_index WHERE rowid > ? AND status = 'converted'"
+                                   " ORDER BY rowid LIMIT ?", (rowid, limit))
+
+
+def converted_between(store: StateStore, start_mjd: float, end_mjd: float,
+                      kind: str | None = None) -> list[sqlite3.Row]:
+    """Converted groups starting in [start_mjd, end_mjd), of one kind when given."""
+    return store.query("products", "SELECT group_id, path, kind, calibrator, start_mjd, end_mjd"
+                                   " FROM ms_index WHERE status = 'converted' AND start_mjd >= ?"
+                                   " AND start_mjd < ? AND (? IS NULL OR kind = ?) ORDER BY start_mjd",
+                       (start_mjd, end_mjd, kind, kind))
+
+
+def newest_converted_mjd(store: StateStore) -> float | None:
+    """Mid-time (MJD) of the newest converted group: the data's own clock."""
+    row = store.query("products", "SELECT max((start_mjd + end_mjd) / 2) FROM ms_index"
+                                  " WHERE status = 'converted'")
+    return row[0][0]

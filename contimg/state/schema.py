@@ -164,6 +164,14 @@ MIGRATIONS: dict[str, list[str]] = {
         ALTER TABLE mosaics ADD COLUMN archive_source_sha256 TEXT;
         ALTER TABLE ms_index ADD COLUMN archive_path TEXT;
         """,
+        """
+        ALTER TABLE ms_index ADD COLUMN calibration_status TEXT CHECK (calibration_status IN
+            ('awaiting','calibrating','calibrated','failed'));
+        ALTER TABLE ms_index ADD COLUMN cal_tables TEXT;
+        ALTER TABLE ms_index ADD COLUMN calibration_note TEXT;
+        ALTER TABLE ms_index ADD COLUMN calibration_since REAL;
+        CREATE INDEX ms_index_calibration ON ms_index(calibration_status, start_mjd);
+        """,
     ],
     "master_sources": [
         """
