@@ -4,6 +4,7 @@
 from dagster import Definitions
 
 from contimg.settings import load_settings
+from contimg_assets.calibration import bandpass_solution, calibrated_ms, gain_solution
 from contimg_assets.demo_telescope import simulated_telescope_job
 from contimg_assets.lifecycle import product_archive, retention
 from contimg_assets.measurement_set import measurement_set
@@ -22,6 +23,12 @@ from schedules.operations import (
     state_backup_schedule,
 )
 from schedules.storage_monitoring import storage_usage_job, storage_usage_schedule
+from sensors.calibration import (
+    bandpass_solution_job,
+    calibrate_group_job,
+    calibration_sensor,
+    gain_solution_job,
+)
 from sensors.demo_telescope import build_simulated_telescope_sensor
 from sensors.incoming_files import build_incoming_files_sensor, convert_group_job
 from sensors.run_failures import run_failure_alert_sensor
@@ -34,12 +41,13 @@ settings.layout.ensure()
 storage = StorageLayoutResource()
 
 defs = Definitions(
-    assets=[uvh5_group, measurement_set, storage_locations, storage_usage, state_backup,
-            product_archive, retention],
-    jobs=[convert_group_job, simulated_telescope_job, storage_locations_job, storage_usage_job,
-          state_backup_job, lifecycle_job, retention_job],
+    assets=[uvh5_group, measurement_set, bandpass_solution, gain_solution, calibrated_ms,
+            storage_locations, storage_usage, state_backup, product_archive, retention],
+    jobs=[convert_group_job, bandpass_solution_job, gain_solution_job, calibrate_group_job,
+          simulated_telescope_job, storage_locations_job, storage_usage_job, state_backup_job,
+          lifecycle_job, retention_job],
     sensors=[build_incoming_files_sensor(int(settings["CONTIMG_SENSOR_INTERVAL_S"])),  # type: ignore[arg-type]
-             build_simulated_telescope_sensor(settings), run_failure_alert_sensor],
+             calibration_sensor, build_simulated_telescope_sensor(settings), run_failure_alert_sensor],
     schedules=[storage_locations_schedule, storage_usage_schedule, state_backup_schedule,
                retention_schedule, archive_schedule],
     resources={"storage": storage, "state": StateDatabasesResource(storage=storage),

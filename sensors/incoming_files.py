@@ -13,6 +13,7 @@ from dagster import (
     SensorResult,
     SkipReason,
     define_asset_job,
+    in_process_executor,
     sensor,
 )
 
@@ -31,10 +32,15 @@ GROUP_TAG = "contimg/group"
 LIVE_RUN_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED,
                      DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 
+# One run per group does the whole per-group chain in one process (in_process_executor):
+# Dagster's default executor starts a process per step, ~2.5 s each here, which would
+# cost more than a tiny conversion and its apply (README, "Automation and the
+# calibration assets"). A group without valid tables leaves calibrated_ms unmaterialised.
 convert_group_job = define_asset_job(
     "convert_group_job",
-    selection=AssetSelection.assets("uvh5_group", "measurement_set"),
-    description="Validate one observation group and convert it to a Measurement Set.",
+    selection=AssetSelection.assets("uvh5_group", "measurement_set", "calibrated_ms"),
+    executor_def=in_process_executor,
+    description="Validate one observation group, convert it to a Measurement Set and calibrate it.",
 )
 
 

@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 
 from contimg.layout import StorageLayout
 from contimg.ops.storage_usage import volume_usage
-from contimg.state import DATABASES, StateStore, ingest_db, products_db
+from contimg.state import DATABASES, StateStore, cal_registry_db, ingest_db, products_db
 from contimg.state.connection import StateDatabaseError, acquire_shared_state_lock
 
 log = logging.getLogger("contimg.metrics")
@@ -49,7 +49,8 @@ class ContimgCollector(Collector):
         store = StateStore(self.layout.state_dir)
         try:
             yield _database_ok(store)
-            for query in (_groups, _converted, _failures, *(_last_run(op) for op in OPERATIONS)):
+            for query in (_groups, _converted, _failures, _calibration_age,
+                          *(_last_run(op) for op in OPERATIONS)):
                 yield from _safely(lambda q=query: q(store))  # type: ignore[misc]
         finally:
             store.close()  # releases the shared state lock: restore must not see us
@@ -114,6 +115,22 @@ def _converted(store: StateStore) -> Metric:
 def _failures(store: StateStore) -> Metric:
     return CounterMetricFamily("contimg_group_failures", "Group conversions that failed (each "
                                "failure and retry counted once)", value=ingest_db.failures_total(store))
+
+
+def _calibration_age(store: StateStore) -> Metric:
+    """Age of the newest active bandpass (bpcal) and gains (2gcal) on the data's clock: the
+    newest converted group's time minus the time of the group the table was solved on
+    (so replayed or delayed data are judged by their own time); +Inf while groups exist
+    but no such table does."""
+    age = GaugeMetricFamily("contimg_calibration_age_seconds", "Age of the newest active "
+                            "calibration table relative to the newest converted group", labels=["kind"])
+    newest_data = products_db.newest_converted_mjd(store)
+    if newest_data is None:
+        return age
+    for kind in ("bpcal", "2gcal"):
+        solved = cal_registry_db.newest_solved_mjd(store, kind)
+        age.add_metric([kind], float("inf") if solved is None else max(0.0, (newest_data - solved) * 86400.0))
+    return age
 
 
 def _last_run(operation: str) -> Callable[[StateStore], Metric]:
