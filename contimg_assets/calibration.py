@@ -14,6 +14,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetObservation,
+    AssetSpec,
     Config,
     DailyPartitionsDefinition,
     Failure,
@@ -21,6 +22,7 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     asset,
+    multi_asset,
 )
 
 from contimg.calibration.solution_plot import solution_png
@@ -108,15 +110,22 @@ GROUP_CHECKS = [
 ]
 
 
-@asset(partitions_def=observation_groups, deps=[measurement_set], group_name="calibration",
-       kinds={"casa"}, check_specs=GROUP_CHECKS, output_required=False)
+CALIBRATED_MS_DOC = """CORRECTED_DATA of the group from the registry's bandpass and gains valid at its time.
+
+With no valid tables nothing is materialised (downstream never sees an uncalibrated
+group): the group is recorded `awaiting` in ms_index, an observation says what is
+missing, and the calibration sensor requests it again once a solution lands."""
+
+
+# A multi_asset only to make the output and its checks skippable together (an @asset's
+# check outputs stay required even with output_required=False).
+@multi_asset(name="calibrated_ms", partitions_def=observation_groups, check_specs=GROUP_CHECKS,
+             can_subset=True, description=CALIBRATED_MS_DOC,
+             specs=[AssetSpec("calibrated_ms", deps=[measurement_set], group_name="calibration",
+                              kinds={"casa"}, skippable=True, description=CALIBRATED_MS_DOC)])
 def calibrated_ms(context: AssetExecutionContext, storage: StorageLayoutResource,
                   state: StateDatabasesResource) -> Iterator[MaterializeResult]:
-    """CORRECTED_DATA of the group from the registry's bandpass and gains valid at its time.
-
-    With no valid tables nothing is materialised (downstream never sees an uncalibrated
-    group): the group is recorded `awaiting` in ms_index, an observation says what is
-    missing, and the calibration sensor requests it again once a solution lands."""
+    """See CALIBRATED_MS_DOC."""
     cal = CalibrationConfig.from_settings(storage.settings())
     with state.open() as store:
         try:
@@ -129,7 +138,10 @@ def calibrated_ms(context: AssetExecutionContext, storage: StorageLayoutResource
                                            metadata={"calibration_status": "awaiting",
                                                      "missing": outcome.missing}))
         return
-    yield MaterializeResult(metadata=_group_metadata(outcome), check_results=_group_checks(outcome, cal))
+    selected = {key.name for key in context.selected_asset_check_keys}
+    checks = [c for c in _group_checks(outcome, cal) if c.check_name in selected]
+    yield MaterializeResult(asset_key="calibrated_ms", metadata=_group_metadata(outcome),
+                            check_results=checks)
 
 
 # -- metadata and checks -------------------------------------------------------------

@@ -1,0 +1,176 @@
+"""Calibration in Dagster with no operator: a calibrator transit and a science group five
+minutes later (tiny preset, real CASA and AOFlagger) go through the incoming sensor, the
+per-group job, the calibration sensor and the solve jobs.
+
+SNR: tiny preset (6 antennas, 32 channels of 5.9 MHz, 24 x 12.9 s), SEFD 5800 Jy ->
+~0.47 Jy per visibility; 0834+555 at ~8.8 Jy gives ~190 per antenna and channel for the
+bandpass. The science group still has the calibrator in its beam's edge, so its hourly
+gains solve against the NVSS model with a median SNR well above the limit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from casacore import tables
+from dagster import Definitions, build_sensor_context
+
+from contimg.ops.metrics import registry_for
+from contimg.state import StateStore, products_db
+from contimg.state.cal_registry_db import tables_for
+from contimg_assets.calibration import bandpass_solution, calibrated_ms, gain_solution
+from contimg_assets.measurement_set import measurement_set
+from contimg_assets.uvh5_group import uvh5_group
+from sensors.calibration import (
+    bandpass_solution_job,
+    calibrate_group_job,
+    calibration_sensor,
+    gain_solution_job,
+)
+from sensors.incoming_files import convert_group_job, incoming_files_sensor
+
+OLD = time.time() - 3600
+
+
+@pytest.fixture
+def calibration_platform(platform, tiny_groups, monkeypatch):
+    """The platform with the simulator's NVSS table as the catalogue, alerts on at once,
+    both groups dropped into incoming/ and made partitions by the incoming sensor."""
+    layout, resources, instance = platform
+    monkeypatch.setenv("CONTIMG_CAL_GAP_ALERT_MIN", "0")
+    catalog = layout.static_dir / "catalogs" / "nvss.tsv"
+    catalog.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(next(tiny_groups[0].truth_json.parent.glob("*_nvss.tsv")), catalog)
+    for group in tiny_groups:
+        for src in group.files:
+            dst = layout.incoming_dir / Path(src).name
+            shutil.copyfile(src, dst)
+            os.utime(dst, (OLD, OLD))
+    with build_sensor_context(instance=instance, resources=resources) as context:
+        result = incoming_files_sensor(context)
+    instance.add_dynamic_partitions("observation_groups", [r.partition_key for r in result.run_requests])
+    defs = Definitions(
+        assets=[uvh5_group, measurement_set, bandpass_solution, gain_solution, calibrated_ms],
+        jobs=[convert_group_job, bandpass_solution_job, gain_solution_job, calibrate_group_job],
+        resources=resources)
+    return layout, resources, instance, defs
+
+
+class Ticker:
+    """The calibration sensor evaluated as the daemon would, cursor carried between ticks."""
+
+    def __init__(self, instance, resources):
+        self.instance, self.resources, self.cursor = instance, resources, None
+
+    def __call__(self) -> list:
+        with build_sensor_context(instance=self.instance, resources=self.resources,
+                                  cursor=self.cursor) as context:
+            result = calibration_sensor(context)
+            self.cursor = context.cursor if not hasattr(result, "cursor") or result.cursor is None \
+                else result.cursor
+        return list(getattr(result, "run_requests", None) or [])
+
+
+def _run(defs, job: str, key: str, instance):
+    result = defs.resolve_job_def(job).execute_in_process(partition_key=key, instance=instance,
+                                                          raise_on_error=False)
+    assert result.success, [str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure]
+    return result
+
+
+def _materialization(result, asset: str):
+    events = [e for e in result.get_asset_materialization_events()
+              if e.asset_key.to_user_string() == asset]
+    return events[-1].event_specific_data.materialization if events else None
+
+
+def _alerts(layout, kind: str) -> list[dict]:
+    path = layout.logs_dir / "alerts.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [a for a in map(json.loads, lines) if a.get("kind") == kind]
+
+
+def _corrected(ms: Path) -> bool:
+    with tables.table(str(ms), ack=False) as main:
+        return "CORRECTED_DATA" in main.colnames() and bool(abs(main.getcol("CORRECTED_DATA")).sum())
+
+
+def test_groups_are_calibrated_with_no_operator(calibration_platform, tiny_groups):
+    layout, resources, instance, defs = calibration_platform
+    calibrator, science = (g.group_id for g in tiny_groups)
+    day = calibrator[:10]
+    store = StateStore(layout.state_dir)
+    tick = Ticker(instance, resources)
+
+    # The calibrator group converts before any solution exists: it waits, visibly.
+    converted = _run(defs, "convert_group_job", calibrator, instance)
+    assert _materialization(converted, "measurement_set") is not None
+    assert _materialization(converted, "calibrated_ms") is None
+    observed = [e.event_specific_data.asset_observation for e in converted.all_events
+                if e.event_type_value == "ASSET_OBSERVATION"]
+    assert observed and observed[0].metadata["calibration_status"].value == "awaiting"
+    row = products_db.ms_record(store, calibrator)
+    assert row["calibration_status"] == "awaiting" and "bandpass" in row["calibration_note"]
+
+    # The sensor asks for the day's bandpass and alerts once for the gap.
+    requests = tick()
+    assert [(r.job_name, r.partition_key) for r in requests] == [("bandpass_solution_job", day)]
+    assert tick() == [], "each request is made once"
+    assert len(_alerts(layout, "missing_calibration")) == 1
+
+    solved = _run(defs, "bandpass_solution_job", day, instance)
+    meta = _materialization(solved, "bandpass_solution").metadata
+    date_dir = layout.ms_dir / "calibrators" / day
+    for kind in ("bpcal", "gpcal", "2gcal"):
+        assert (date_dir / f"{calibrator}_{kind}" / "table.dat").exists()
+    assert meta["status"].value == "active" and meta["refant"].value
+    assert "data:image/png;base64," in meta["plot_bpcal"].value
+    assert all(c.passed for c in solved.get_asset_check_evaluations())
+
+    # Its tables landed: the waiting group is requested again and calibrated.
+    requests = tick()
+    assert [(r.job_name, r.partition_key) for r in requests] == [("calibrate_group_job", calibrator)]
+    applied = _run(defs, "calibrate_group_job", calibrator, instance)
+    meta = _materialization(applied, "calibrated_ms").metadata
+    assert f"{calibrator}_bpcal" in meta["table_names"].value
+    assert abs(meta["calibrator_flux_ratio"].value - 1) < 0.05
+    assert all(c.passed for c in applied.get_asset_check_evaluations())
+    assert _corrected(Path(products_db.ms_record(store, calibrator)["path"]))
+
+    # The science group is calibrated inside its own conversion run.
+    converted = _run(defs, "convert_group_job", science, instance)
+    meta = _materialization(converted, "calibrated_ms").metadata
+    row = products_db.ms_record(store, science)
+    assert row["calibration_status"] == "calibrated"
+    assert json.loads(row["cal_tables"]) == meta["tables"].value
+    assert {Path(p).name for p in meta["tables"].value} == {f"{calibrator}_{k}" for k in
+                                                           ("bpcal", "gpcal", "2gcal")}
+    assert _corrected(Path(row["path"]))
+
+    # Its hour gets its own gains, against the NVSS model, with the bandpass applied.
+    requests = tick()
+    hour = f"{science[:10]}-{science[11:13]}:00"
+    assert [(r.job_name, r.partition_key) for r in requests] == [("gain_solution_job", hour)]
+    assert len(_alerts(layout, "calibration_restored")) == 1
+    assert len(_alerts(layout, "missing_calibration")) == 1, "one alert per gap"
+    gains = _run(defs, "gain_solution_job", hour, instance)
+    meta = _materialization(gains, "gain_solution").metadata
+    assert meta["status"].value == "active" and meta["group"].value == science
+    assert (date_dir / f"{science}_2gcal" / "table.dat").exists()
+    late_in_hour = products_db.ms_record(store, science)["start_mjd"] + 50 / 1440
+    assert tables_for(store, late_in_hour).paths[-1] == str(date_dir / f"{science}_2gcal")
+
+    ages = {s.labels["kind"]: s.value for family in registry_for(layout).collect()
+            if family.name == "contimg_calibration_age_seconds" for s in family.samples}
+    assert set(ages) == {"bpcal", "2gcal"} and 0 <= ages["2gcal"] <= ages["bpcal"] < 3600
+
+
+def test_convert_group_job_runs_conversion_and_calibration_in_one_process():
+    assert convert_group_job.executor_def.name == "in_process"
+    assert {str(k.path[-1]) for k in convert_group_job.selection.resolve(
+        [uvh5_group, measurement_set, calibrated_ms])} == {"uvh5_group", "measurement_set", "calibrated_ms"}
