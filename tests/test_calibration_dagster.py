@@ -174,3 +174,56 @@ def test_convert_group_job_runs_conversion_and_calibration_in_one_process():
     assert convert_group_job.executor_def.name == "in_process"
     assert {str(k.path[-1]) for k in convert_group_job.selection.resolve(
         [uvh5_group, measurement_set, calibrated_ms])} == {"uvh5_group", "measurement_set", "calibrated_ms"}
+
+
+def test_a_solution_failing_its_limits_is_never_active_and_alerts(calibration_platform, tiny_groups,
+                                                                   monkeypatch):
+    layout, _, instance, defs = calibration_platform
+    monkeypatch.setenv("CONTIMG_CAL_MIN_SNR", "1e9")
+    calibrator = tiny_groups[0].group_id
+    _run(defs, "convert_group_job", calibrator, instance)
+    result = defs.resolve_job_def("bandpass_solution_job").execute_in_process(
+        partition_key=calibrator[:10], instance=instance, raise_on_error=False)
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and check.severity.value == "ERROR"
+    assert _materialization(result, "bandpass_solution").metadata["status"].value == "failed"
+    store = StateStore(layout.state_dir)
+    statuses = {r[0] for r in store.query("cal_registry", "SELECT status FROM caltables")}
+    assert statuses == {"failed"}
+    assert tables_for(store, products_db.ms_record(store, calibrator)["start_mjd"]) is None
+    assert len(_alerts(layout, "calibration_failed")) == 1
+
+
+def test_a_killed_apply_is_requested_again_once_its_lock_is_free(platform):
+    """No CASA: registry rows and ms_index states are enough for the sensor's plan."""
+    from contimg.ingest.group_lock import group_lock
+    from contimg.state.cal_registry_db import RegisteredTable, register_set
+    from contimg.state.connection import write_transaction
+    from sensors.calibration import plan_tick
+
+    layout, _, _ = platform
+    store = StateStore(layout.state_dir)
+    store.migrate_all()
+    groups = {"2025-10-13T10:00:00": 60961.4167, "2025-10-14T10:00:00": 60962.4167}
+    conn = store.connection("products")
+    with write_transaction(conn):
+        for group, start in groups.items():
+            products_db.upsert_ms(conn, path=f"/ms/{group}.ms", group_id=group, kind="science",
+                                  start_mjd=start, end_mjd=start + 0.0036, status="converted")
+    first, second = groups
+    register_set(store, set_id="s1", group_id=first, source_ms=Path("/ms/cal.ms"), calibrator=None,
+                 refant="1", registered=[RegisteredTable(k, Path(f"/t/{k}"), "{}", 0.0)
+                                         for k in ("bpcal", "gpcal", "2gcal")],
+                 windows={k: (60961.3, 60961.5) for k in ("bpcal", "gpcal", "2gcal")})
+    products_db.set_calibration_status(store, first, "calibrating", tables=["/t/bpcal"])
+    products_db.set_calibration_status(store, second, "awaiting", note="no bandpass")
+
+    def applies(plan) -> list[str]:
+        return [r.partition for r in plan.requests if r.job == "calibrate_group_job"]
+
+    with group_lock(layout, first):  # the apply is still running
+        plan = plan_tick(layout, store, None, gap_alert_min=60, now=time.time())
+    assert applies(plan) == [] and plan.gap_level == "OK"
+    plan = plan_tick(layout, store, None, gap_alert_min=0, now=time.time() + 1)
+    assert applies(plan) == [first]
+    assert plan.gap_level == "GAP" and second in plan.gap_message
