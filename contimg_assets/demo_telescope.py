@@ -2,20 +2,29 @@
 
 Only for the embedded demo (the run command sets CONTIMG_DEMO=1): each sensor tick
 asks for one run that writes the next group, so a new user watches data arrive.
+Every group is a drift through one sky with one instrument (the same seed for gains
+and bandpasses, the noise drawn per group), and that sky is also written as the
+demo's NVSS-format catalogue (`static/catalogs/nvss.tsv` unless configured), so the
+calibration stages have a sky model, as they would from the real NVSS.
 """
 
-
+import os
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 from dagster import Config, OpExecutionContext, job, op
 
+from contimg.calibration.sky_model import resolve_catalog_path
+from contimg.catalogs.nvss import write_nvss_table
 from contimg.simulation import instrument
-from contimg.simulation.sky import calibrator_source
-from contimg.simulation.telescope import SimulationRequest, centred_start, simulate
+from contimg.simulation.sky import as_catalog, calibrator_source
+from contimg.simulation.telescope import SimulationRequest, centred_start, simulate, survey_sky
 from resources import StorageLayoutResource
 
 DEMO_CALIBRATOR = "0834+555"
 CALIBRATOR_GROUP = 2  # the third demo group sees the calibrator transit
+DEMO_SEED = 7
 
 
 class DemoGroupConfig(Config):
@@ -29,20 +38,32 @@ class DemoGroupConfig(Config):
 def write_simulated_group(context: OpExecutionContext, config: DemoGroupConfig,
                           storage: StorageLayoutResource) -> str:
     """Write one simulated group into the incoming directory (each file renamed into place)."""
-    layout = storage.layout()
+    settings = storage.settings()
+    layout = settings.layout.ensure()
     first = centred_start(calibrator_source(DEMO_CALIBRATOR).ra_deg) - timedelta(
         seconds=CALIBRATOR_GROUP * instrument.GROUP_DURATION_S)
+    whole_run = SimulationRequest(
+        out_dir=layout.incoming_dir, size=config.size, start=first, seed=DEMO_SEED,
+        n_groups=max(int(settings["CONTIMG_DEMO_MAX_GROUPS"]), config.group_index + 1),
+        calibrator=DEMO_CALIBRATOR, dec_deg=calibrator_source(DEMO_CALIBRATOR).dec_deg,
+        truth_dir=layout.tmp_dir / "demo-truth")
+    sky = survey_sky(whole_run)
+    _write_catalogue(resolve_catalog_path(str(settings["CONTIMG_NVSS_CATALOG"]), layout.static_dir),
+                     sky)
     start = first + timedelta(seconds=config.group_index * instrument.GROUP_DURATION_S)
-    # The sky (calibrator included) is the same for every group; only the third one
-    # has the calibrator transiting through the beam, so it is classified a calibrator.
-    request = SimulationRequest(out_dir=layout.incoming_dir, size=config.size, start=start,
-                                seed=config.group_index, calibrator=DEMO_CALIBRATOR,
-                                dec_deg=calibrator_source(DEMO_CALIBRATOR).dec_deg,
-                                truth_dir=layout.tmp_dir / "demo-truth")
-    (group,) = simulate(request)
-    context.log.info("wrote group %s: %d files into %s", group.group_id, len(group.files),
-                     layout.incoming_dir)
+    (group,) = simulate(replace(whole_run, start=start, n_groups=1, sources=tuple(sky),
+                                first_index=config.group_index))
+    context.log.info(f"wrote group {group.group_id}: {len(group.files)} files into "
+                     f"{layout.incoming_dir}")
     return group.group_id
+
+
+def _write_catalogue(path: Path, sky) -> None:
+    """The demo sky as an NVSS-format table, replaced atomically (same content each time)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    write_nvss_table(partial, as_catalog(sky))
+    os.replace(partial, path)
 
 
 @job(tags={"contimg/kind": "demo"})

@@ -55,6 +55,11 @@ def test_demo_feeder_job_writes_a_group_into_incoming(layout_env):
     # Only the subband files: the truth goes elsewhere, so the sensor has nothing to reject.
     assert sorted(resolve_layout().incoming_dir.iterdir()) == files
     assert any((resolve_layout().tmp_dir / "demo-truth").glob("*_truth.json"))
+    # The demo's sky is also its NVSS-format catalogue, so calibration has a sky model.
+    from contimg.catalogs.nvss import read_nvss_table
+
+    catalogue = read_nvss_table(resolve_layout().static_dir / "catalogs" / "nvss.tsv")
+    assert len(catalogue) > 5 and max(s.flux_jy for s in catalogue) > 5  # 0834+555 is listed
 
 
 def _free_port() -> int:

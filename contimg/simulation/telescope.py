@@ -58,6 +58,7 @@ class SimulationRequest:
     layout: str = "correlator"  # the telescope writer's h5py layout, or "pyuvdata"
     sources: tuple[PointSource, ...] | None = None  # this sky instead of a random one
     rfi: bool = False  # add RFI (contimg.simulation.rfi) and save its truth `<group>_rfi.npz`
+    first_index: int = 0  # index of the first group in a longer run (noise, jitter, RFI draws)
 
     @property
     def truth_path(self) -> Path:
@@ -74,6 +75,15 @@ class SimulatedGroup:
     truth_json: Path
     truth_npz: Path
     sources: list[dict] = field(default_factory=list)
+
+
+def survey_sky(request: SimulationRequest) -> list[PointSource]:
+    """The sky `simulate` would use for this request: the strip its `n_groups` drift
+    through (the calibrator first). A feeder writing one group at a time passes it back
+    as `sources`, so every group sees one consistent sky."""
+    calibrator = calibrator_source(request.calibrator) if request.calibrator else None
+    return _sky(request, inst.PRESETS[request.size].n_field_sources, _first_start(request, calibrator),
+                _pointing_dec(request, calibrator), calibrator)
 
 
 def simulate(request: SimulationRequest) -> list[SimulatedGroup]:
@@ -99,7 +109,8 @@ def simulate(request: SimulationRequest) -> list[SimulatedGroup]:
     groups = []
     for index in range(request.n_groups):
         group_start = start + timedelta(seconds=index * inst.GROUP_DURATION_S)
-        groups.append(_write_group(request, index, group_start, dec_deg, stations, sky,
+        groups.append(_write_group(request, request.first_index + index, group_start, dec_deg,
+                                   stations, sky,
                                    corruptions, all_freqs, out_dir))
     return groups
 
