@@ -56,6 +56,21 @@ def field_sources(rng: np.random.Generator, ra_deg: float, dec_deg: float, count
     return sources
 
 
+def strip_sources(rng: np.random.Generator, ra_start_deg: float, ra_span_deg: float,
+                  dec_deg: float, count: int, *, half_width_deg: float = 2.5,
+                  min_jy: float = 0.05, max_jy: float = 2.0) -> list[PointSource]:
+    """Random sources spread evenly over a strip of right ascension (a long drift scan's
+    sky), within `half_width_deg` of the pointing declination; fluxes as `field_sources`."""
+    sources = []
+    for index in range(count):
+        src_ra = (ra_start_deg + rng.random() * ra_span_deg) % 360.0
+        src_dec = dec_deg + (2 * rng.random() - 1) * half_width_deg
+        flux = min_jy * (1 - rng.random() * (1 - (max_jy / min_jy) ** -1.5)) ** (-1 / 1.5)
+        sources.append(PointSource(f"field{index:03d}", float(src_ra), float(src_dec),
+                                   float(flux), float(rng.normal(-0.7, 0.2))))
+    return sources
+
+
 def as_catalog(sources: list[PointSource]) -> list[CatalogSource]:
     """Catalogue entries (NVSS-format rows) for simulated sources."""
     return [CatalogSource(s.ra_deg, s.dec_deg, s.flux_jy) for s in sources]

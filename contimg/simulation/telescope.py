@@ -29,7 +29,13 @@ from contimg.simulation.correlator_layout import write_correlator_file
 from contimg.simulation.corruptions import draw_corruptions
 from contimg.simulation.observation import template_uvdata
 from contimg.simulation.rfi import draw_rfi, noise_sigma_jy
-from contimg.simulation.sky import PointSource, as_catalog, calibrator_source, field_sources
+from contimg.simulation.sky import (
+    PointSource,
+    as_catalog,
+    calibrator_source,
+    field_sources,
+    strip_sources,
+)
 from contimg.simulation.visibilities import model_visibilities, source_geometry
 from contimg.timeutil import datetime_to_mjd
 
@@ -155,6 +161,13 @@ def _sky(request: SimulationRequest, n_field: int, start: datetime, dec_deg: flo
     rng = np.random.default_rng([request.seed, 1])
     lst0 = Time(start).sidereal_time("apparent", longitude=inst.SITE_LON_DEG).degree
     span_deg = request.n_groups * inst.GROUP_DURATION_S / 86164.0905 * 360.0
+    if request.n_groups > 2:
+        # A long run drifts along a strip: the same density of sources in every group's
+        # field (a circle around the middle would leave the ends nearly empty).
+        margin = 2.5 / np.cos(np.radians(dec_deg))
+        count = max(1, round(n_field * (span_deg + 2 * margin) / (2 * margin)))
+        strip = strip_sources(rng, lst0 - margin, span_deg + 2 * margin, dec_deg, count)
+        return ([calibrator] if calibrator else []) + strip
     centre_ra = (lst0 + span_deg / 2) % 360.0
     count = max(1, round(n_field * (1 + span_deg * np.cos(np.radians(dec_deg)) / 5.0)))
     radius = 2.5 + span_deg / 2
