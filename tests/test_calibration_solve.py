@@ -141,6 +141,8 @@ def test_the_solves_record_their_quality(calibrator_transit):
     assert [t.kind for t in solved.tables] == ["bpcal", "gpcal", "2gcal"]
     for table in solved.tables:
         assert table.quality.median_snr > 20 and table.quality.flagged_fraction < 0.1
+        if table.kind != "bpcal":  # per antenna and feed: XX and YY phases are independent
+            assert table.quality.phase_scatter_deg < 10, table
 
 
 def test_the_flux_scale_comes_from_the_model_in_jansky(calibrator_transit):

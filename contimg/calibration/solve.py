@@ -175,11 +175,15 @@ def table_quality(path: Path, antennas_in_data: tuple[int, ...] = ()) -> TableQu
     good = ~flags
     scatter = []
     if value_column == "CPARAM":
+        # Per antenna and polarisation: the two feeds' phases are independent, so their
+        # difference is not scatter.
         for antenna in np.unique(antennas):
-            phases = np.angle(values[antennas == antenna])[good[antennas == antenna]]
-            if phases.size > 1:
-                centred = np.angle(np.exp(1j * (phases - np.angle(np.mean(np.exp(1j * phases))))))
-                scatter.append(float(np.sqrt(np.mean(centred**2))))
+            rows = antennas == antenna
+            for pol in range(values.shape[-1]):
+                phases = np.angle(values[rows][..., pol])[good[rows][..., pol]]
+                if phases.size > 1:
+                    centred = np.angle(np.exp(1j * (phases - np.angle(np.mean(np.exp(1j * phases))))))
+                    scatter.append(float(np.sqrt(np.mean(centred**2))))
     return TableQuality(
         n_solutions=int(flags.size),
         flagged_fraction=float(flags.mean()) if flags.size else 1.0,
