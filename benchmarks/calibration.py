@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.conversion import _group_files
+from contimg.calibration.casa_reference import casa_ft
 
 
 def bench_model(size: str, work: Path) -> dict:
@@ -119,7 +120,7 @@ def _run_side(side: str, ms: Path, catalogue: Path) -> dict:
     else:
         components = sky_model_for_ms(ms, config)
         start = time.perf_counter()
-        _casa_ft(ms, components)
+        casa_ft(ms, components)
         figures = {}
     figures.update(seconds=time.perf_counter() - start, n_components=len(components),
                    peak_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)
@@ -158,24 +159,6 @@ def _run_solves(ms: Path, components) -> dict:
     figures["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     shutil.rmtree(work, ignore_errors=True)
     return figures
-
-
-def _casa_ft(ms: Path, components) -> None:
-    import numpy as np
-    from casatasks import ft
-    from casatools import componentlist
-
-    path = str(ms.with_name(ms.name + ".cl"))
-    shutil.rmtree(path, ignore_errors=True)
-    cl = componentlist()
-    for c in components:
-        cl.addcomponent(dir=f"J2000 {float(np.radians(c.ra_deg))!r}rad {float(np.radians(c.dec_deg))!r}rad",
-                        flux=c.flux_jy, fluxunit="Jy", freq="1.4GHz", shape="point",
-                        spectrumtype="spectral index", index=c.spectral_index)
-    cl.rename(path)
-    cl.close()
-    ft(vis=str(ms), complist=path, usescratch=True)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from astropy.time import Time
 from casacore import tables
 from scipy.special import j1
 
+from contimg.calibration.casa_reference import casa_ft
 from contimg.calibration.predict import predict_model_data
 from contimg.calibration.sky_model import (
     Component,
@@ -143,8 +144,6 @@ def test_one_point_source_matches_its_analytic_visibility(group, ms_copy):
 
 
 def test_several_sources_match_casa_ft_without_the_beam(ms_copy, tmp_path):
-    from casatasks import ft
-    from casatools import componentlist
 
     ra0, dec0 = np.degrees(_phase_centre(ms_copy))
     comps = [Component("a", ra0 + 1.5, dec0 + 0.7, 2.0, -0.7),
@@ -153,15 +152,7 @@ def test_several_sources_match_casa_ft_without_the_beam(ms_copy, tmp_path):
              Component("d", ra0 - 2.5, dec0 + 2.0, 3.0, 0.0)]
     reference = tmp_path / "ft.ms"
     shutil.copytree(ms_copy, reference)
-    cl_path = str(tmp_path / "model.cl")
-    cl = componentlist()
-    for c in comps:
-        cl.addcomponent(dir=f"J2000 {float(np.radians(c.ra_deg))!r}rad {float(np.radians(c.dec_deg))!r}rad",
-                        flux=c.flux_jy, fluxunit="Jy", freq="1.4GHz", shape="point",
-                        spectrumtype="spectral index", index=c.spectral_index)
-    cl.rename(cl_path)
-    cl.close()
-    ft(vis=str(reference), complist=cl_path, usescratch=True)
+    casa_ft(reference, comps)
     report = predict_model_data(ms_copy, comps, beam=False)
     (ours,) = _columns(ms_copy, "MODEL_DATA")
     (casa,) = _columns(reference, "MODEL_DATA")
