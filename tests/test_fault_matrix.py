@@ -803,3 +803,151 @@ def test_times_in_mjd_convert_like_times_in_jd(tmp_path, tiny_groups):
         for column in ("TIME", "UVW", "DATA"):
             np.testing.assert_allclose(a.getcol(column), b.getcol(column), rtol=0, atol=1e-4,
                                        err_msg=column)
+
+
+# -- calibration: kill -9 mid-apply, bad input, a full disk, a second run at once -----
+
+_APPLY = """
+import sys
+from contimg.calibration.stages import calibrate_group
+from contimg.layout import resolve_layout
+from contimg.state import StateStore
+layout = resolve_layout()
+calibrate_group(layout, StateStore(layout.state_dir), sys.argv[1])
+"""
+
+
+@pytest.fixture(scope="module")
+def calibrated_day(tmp_path_factory):
+    """A small 3C147 transit converted into a platform layout and its daily set solved
+    through the stages (the platform's own path); yields (home, group id)."""
+    import warnings
+
+    from contimg.calibration.stages import CalibrationConfig, solve_bandpass_for_day
+    from contimg.simulation.telescope import SimulationRequest, simulate
+
+    home = tmp_path_factory.mktemp("calfault")
+    env = {"CONTIMG_HOME": str(home / "home"), "CONTIMG_TMPFS_DIR": str(home / "shm")}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        layout = resolve_layout().ensure()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            (group,) = simulate(SimulationRequest(out_dir=home / "files", size="small", seed=21,
+                                                  calibrator="3C147"))
+        catalog = layout.static_dir / "catalogs" / "nvss.tsv"
+        catalog.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(next(group.truth_json.parent.glob("*_nvss.tsv")), catalog)
+        store = StateStore(layout.state_dir)
+        convert_into_tree(group.group_id, group.files, layout, store)
+        solve_bandpass_for_day(layout, store, group.group_id[:10], config=CalibrationConfig())
+        yield home, group.group_id
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _calibration_status(group: str) -> str:
+    from contimg.state import products_db
+
+    return products_db.ms_record(StateStore(resolve_layout().state_dir), group)["calibration_status"]
+
+
+def test_an_apply_killed_mid_write_is_redone_completely(calibrated_day):
+    """kill -9 while applycal writes: the group stays `calibrating` (never `calibrated`),
+    and the next apply gives exactly what an uninterrupted one gives."""
+    from casacore import tables
+
+    from contimg.calibration.stages import calibrate_group
+
+    _, group = calibrated_day
+    layout = resolve_layout()
+    ms = next(layout.ms_dir.glob(f"calibrators/*/{group}.ms"))
+    killed = False
+    for _ in range(5):  # the kill must land while the apply runs
+        child = subprocess.Popen([sys.executable, "-c", _APPLY, group], env=dict(os.environ))
+        deadline = time.monotonic() + 120
+        while child.poll() is None and time.monotonic() < deadline:
+            if _calibration_status(group) == "calibrating":
+                time.sleep(0.05)
+                child.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.005)
+        child.wait()
+        if child.returncode == -signal.SIGKILL and _calibration_status(group) == "calibrating":
+            killed = True
+            break
+    assert killed, "never caught the apply mid-way"
+    calibrate_group(layout, StateStore(layout.state_dir), group)
+    assert _calibration_status(group) == "calibrated"
+    with tables.table(str(ms), ack=False) as main:
+        redone = main.getcol("CORRECTED_DATA")
+    calibrate_group(layout, StateStore(layout.state_dir), group)
+    with tables.table(str(ms), ack=False) as main:
+        np.testing.assert_array_equal(main.getcol("CORRECTED_DATA"), redone)
+
+
+def test_a_second_calibration_of_a_group_waits_for_the_first(calibrated_day):
+    import threading
+
+    from contimg.calibration.stages import calibrate_group
+
+    _, group = calibrated_day
+    layout = resolve_layout()
+    released = []
+
+    def hold() -> None:
+        with group_lock(layout, group):
+            time.sleep(2.0)
+            released.append(time.monotonic())
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    time.sleep(0.2)
+    outcome = calibrate_group(layout, StateStore(layout.state_dir), group)
+    finished = time.monotonic()
+    holder.join()
+    assert outcome.status == "calibrated" and finished > released[0]
+
+
+def test_a_missing_catalogue_fails_the_solve_naming_the_file(calibrated_day):
+    from contimg.calibration.stages import CalibrationConfig, solve_bandpass_for_day
+    from contimg.catalogs.nvss import CatalogError
+
+    _, group = calibrated_day
+    layout = resolve_layout()
+    catalog = layout.static_dir / "catalogs" / "nvss.tsv"
+    aside = catalog.with_name("nvss.tsv.aside")
+    store = StateStore(layout.state_dir)
+    before = store.query("cal_registry", "SELECT count(*) FROM caltables")[0][0]
+    catalog.rename(aside)
+    try:
+        with pytest.raises(CatalogError, match="nvss.tsv"):
+            solve_bandpass_for_day(layout, store, group[:10], config=CalibrationConfig())
+    finally:
+        aside.rename(catalog)
+    assert store.query("cal_registry", "SELECT count(*) FROM caltables")[0][0] == before
+
+
+def test_a_full_disk_during_a_solve_registers_nothing(calibrated_day, tmp_path):
+    from contimg.calibration.stages import CalibrationConfig, solve_bandpass_for_day
+
+    _, group = calibrated_day
+    store = StateStore(resolve_layout().state_dir)
+    rows = "SELECT count(*) FROM caltables"
+    before = store.query("cal_registry", rows)[0][0]
+    tables_before = sorted(resolve_layout().ms_dir.glob("calibrators/*/*cal"))
+    with _small_tmpfs(tmp_path / "full", "64k") as full:
+        os.environ["CONTIMG_TMP_DIR"] = str(full)
+        try:
+            with pytest.raises(ConverterCrashedError, match="solve_calibrator process died"):
+                solve_bandpass_for_day(resolve_layout().ensure(), store, group[:10],
+                                       config=CalibrationConfig())
+        finally:
+            del os.environ["CONTIMG_TMP_DIR"]
+    assert store.query("cal_registry", rows)[0][0] == before, "nothing half-registered"
+    assert sorted(resolve_layout().ms_dir.glob("calibrators/*/*cal")) == tables_before

@@ -57,6 +57,7 @@ from contimg.calibration.solve import (
     solve_gains,
 )
 from contimg.catalogs.vlacals import load_calibrators
+from contimg.conversion.isolation import run_in_child
 from contimg.ingest.group_lock import GroupBusyError, group_lock
 from contimg.layout import StorageLayout
 from contimg.state import StateStore, products_db
@@ -180,7 +181,9 @@ def solve_bandpass_for_day(layout: StorageLayout, store: StateStore, day: str, *
         work = workspace_for(layout, outcome.group_id)
         try:
             lap = time.perf_counter()
-            solved = solve_calibrator(ms, work, outcome.group_id, config.options)
+            # CASA aborts the whole process when a write fails (a full disk): in a child.
+            solved = run_in_child(solve_calibrator, ms, work, outcome.group_id, config.options,
+                                  start_method="spawn")
             outcome.seconds["solve"] = time.perf_counter() - lap
             _place(solved, layout, store, outcome, config.validity, config.limits)
         finally:
@@ -210,8 +213,8 @@ def solve_gains_for_hour(layout: StorageLayout, store: StateStore, hour_start: d
         work = workspace_for(layout, outcome.group_id)
         try:
             lap = time.perf_counter()
-            solved = solve_gains(outcome.ms_path, work, outcome.group_id, list(bandpass.paths),
-                                 config.options)
+            solved = run_in_child(solve_gains, outcome.ms_path, work, outcome.group_id,
+                                  list(bandpass.paths), config.options, start_method="spawn")
             outcome.seconds["solve"] = time.perf_counter() - lap
             _place(solved, layout, store, outcome, validity, config.limits)
         finally:
@@ -239,7 +242,7 @@ def calibrate_group(layout: StorageLayout, store: StateStore, group_id: str, *,
             return outcome
         products_db.set_calibration_status(store, group_iso, "calibrating", tables=list(found.paths))
         try:
-            apply_tables(outcome.ms_path, found)
+            run_in_child(apply_tables, outcome.ms_path, found, start_method="spawn")
             _measure_group(outcome, row["kind"] == "calibrators", config)
         except Exception as exc:
             products_db.set_calibration_status(store, group_iso, "failed", tables=list(found.paths),

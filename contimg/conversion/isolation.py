@@ -26,14 +26,17 @@ class ConverterCrashedError(RuntimeError):
 
 def run_in_child(function: Callable[..., Any], *args: Any,
                  progress: Callable[[str], None] | None = None, timeout_s: float | None = None,
-                 **kwargs: Any) -> Any:
-    """Call `function(*args, progress=..., **kwargs)` in a forked child and return its
+                 start_method: str = "fork", **kwargs: Any) -> Any:
+    """Call `function(*args, **kwargs)` (with `progress=` forwarded from the child when a
+    `progress` is given) in a forked child and return its
     result; re-raise its exception; raise ConverterCrashedError if it dies, or if it
     runs longer than `timeout_s` (then it is killed: a hung writer must not hold the
-    group's lock forever)."""
-    context = multiprocessing.get_context("fork")
+    group's lock forever). `start_method` "spawn" gives a fresh interpreter: needed for
+    CASA's tasks, whose threads (logger, services) can deadlock a forked child."""
+    context = multiprocessing.get_context(start_method)
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_child_main, args=(sender, function, args, kwargs),
+    child = context.Process(target=_child_main,
+                            args=(sender, function, args, kwargs, progress is not None),
                             name="contimg-converter", daemon=True)
     child.start()
     sender.close()
@@ -49,8 +52,9 @@ def run_in_child(function: Callable[..., Any], *args: Any,
     child.join()
     receiver.close()
     if outcome is None:
-        raise ConverterCrashedError(f"the converter process died ({describe_exit(child.exitcode)}) "
-                                    "before finishing; a full disk (tmpfs) is the usual cause")
+        raise ConverterCrashedError(f"the {getattr(function, '__name__', 'worker')} process died "
+                                    f"({describe_exit(child.exitcode)}) before finishing; a full "
+                                    "disk is the usual cause")
     kind, value = outcome
     if kind == "error":
         raise value
@@ -87,12 +91,14 @@ def _collect(receiver: Connection, child: Any, progress: Callable[[str], None] |
 
 
 def _child_main(sender: Connection, function: Callable[..., Any], args: tuple,
-                kwargs: dict) -> None:
+                kwargs: dict, report_progress: bool) -> None:
     # The parent reports a crash in one line; a Python stack dump from the child's
     # inherited fault handler would only bury it.
     faulthandler.disable()
     try:
-        result = function(*args, progress=lambda text: sender.send(("progress", text)), **kwargs)
+        if report_progress:
+            kwargs = {**kwargs, "progress": lambda text: sender.send(("progress", text))}
+        result = function(*args, **kwargs)
         sender.send(("ok", result))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
         sender.send(("error", _picklable(exc)))
