@@ -39,6 +39,3 @@ def redact_remote(text: str) -> str:
     return _USERINFO.sub(lambda m: f"{m.group('head')}:{REDACTED}@", redacted)
 
 
-def contains_credentials(text: str) -> bool:
-    """True when `redact_remote` would change `text` (it carries a credential)."""
-    return redact_remote(text) != text

@@ -148,7 +148,6 @@ SPECS: tuple[Spec, ...] = (
          "a calibrator group's corrected amplitude must match its model within this fraction",
          positive=True),
 )
-SPEC_BY_VARIABLE = {spec.variable: spec for spec in SPECS}
 SECTIONS = sorted({spec.section for spec in SPECS})
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 

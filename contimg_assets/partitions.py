@@ -3,3 +3,7 @@
 from dagster import DynamicPartitionsDefinition
 
 observation_groups = DynamicPartitionsDefinition(name="observation_groups")
+
+# The tag the incoming sensor puts on a group's conversion runs: its live runs are found
+# by it, and run-failure alerts name the group from it.
+GROUP_TAG = "contimg/group"

@@ -15,7 +15,8 @@ def state_backup(context: AssetExecutionContext, storage: StorageLayoutResource,
     to the rclone remote and verify it, then drop local sets older than 14 days that are
     safely on the remote."""
     layout = storage.layout()
-    with state.open() as store:  # creates (migrates) any database not yet there
+    with state.open() as store:
+        store.migrate_all()  # creates (migrates) any database not yet there, so all are backed up
         backup = backup_databases(layout)
         destination = ship_backup(layout, backup.path)
         pruned = prune_local_backups(layout)

@@ -15,10 +15,9 @@ class StateDatabasesResource(ConfigurableResource):
     storage: StorageLayoutResource
 
     def store(self) -> StateStore:
-        """A StateStore for this process; each call opens fresh connections (close it)."""
-        store = StateStore(self.storage.layout().state_dir)
-        store.migrate_all()
-        return store
+        """A StateStore for this process (close it); each database opens, and is migrated,
+        on first use, so a sensor tick touches only the databases it needs."""
+        return StateStore(self.storage.layout().state_dir)
 
     @contextmanager
     def open(self) -> Iterator[StateStore]:

@@ -40,7 +40,6 @@ from contimg.state.cal_registry_db import bandpass_at, tables_for
 from contimg_assets.calibration import CALIBRATION_START
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 
-GROUP_TAG = "contimg/group"
 KEPT_KEYS = 2000  # recent run keys remembered in the cursor
 
 # One process per run and no step subprocesses: a per-group run is ~2 s of Dagster
@@ -173,6 +172,6 @@ def calibration_sensor(context: SensorEvaluationContext, storage: StorageLayoutR
         context.log.info(f"{request.job} {request.partition} ({request.run_key})")
     return SensorResult(
         run_requests=[RunRequest(job_name=r.job, partition_key=r.partition, run_key=r.run_key,
-                                 tags={GROUP_TAG: r.group} if r.group else {})
+                                 tags={})
                       for r in plan.requests],
         cursor=cursor)

@@ -25,10 +25,9 @@ from contimg.layout import StorageLayout
 from contimg.ops.notifier import Notifier, level_changed
 from contimg.state import StateStore
 from contimg.state.connection import StateDatabaseError
-from contimg_assets.partitions import observation_groups
+from contimg_assets.partitions import GROUP_TAG, observation_groups
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 
-GROUP_TAG = "contimg/group"
 LIVE_RUN_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED,
                      DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 

@@ -13,9 +13,9 @@ from dagster import (
 )
 from dagster_shared.error import SerializableErrorInfo  # the type of a step's recorded error
 
+from contimg_assets.partitions import GROUP_TAG
 from resources import NotifierResource
 
-GROUP_TAG = "contimg/group"  # set by the incoming sensor on conversion runs
 PARTITION_TAG = "dagster/partition"
 MAX_REASON_CHARS = 1500  # a Slack message stays readable; the UI has the full trace
 

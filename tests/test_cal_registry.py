@@ -71,16 +71,18 @@ def test_a_set_is_visible_whole_or_not_at_all(layout_env, tmp_path):
         _register(store, f"g{n:03d}", ("bpcal", "gpcal", "2gcal"), windows)
     stop.set()
     reader.join(timeout=60)
-    sizes = seen.get(timeout=10)
-    assert sizes and set(sizes) <= {0, 3}, sizes
+    seen_sets = seen.get(timeout=10)
+    # A half-registered set would pair the new bandpass with the previous set's gains.
+    assert seen_sets and all(b == g for b, g in seen_sets), seen_sets
 
 
 def _watch(state_dir: str, stop, ready, seen) -> None:
     store = StateStore(state_dir)
-    sizes = []
+    sets = []
     tables_for(store, DAY + 0.5)
     ready.set()
     while not stop.is_set():
         chosen = tables_for(store, DAY + 0.5)
-        sizes.append(0 if chosen is None else len(chosen.paths))
-    seen.put(sizes)
+        if chosen is not None:
+            sets.append((chosen.bandpass_set, chosen.gain_set))
+    seen.put(sets)

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 from contimg.settings import Settings, load_settings
 
-INCOMPLETE_POLICIES = ("wait", "convert")
-
 
 @dataclass(frozen=True)
 class IngestSettings:

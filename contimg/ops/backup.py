@@ -8,7 +8,6 @@ holds the state lock exclusively, i.e. while no process has a database open.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from contimg.layout import StorageLayout
+from contimg.ops.archive import sha256
 from contimg.ops.rclone_remote import copy_verified, remote_path
 from contimg.secrets import redact_remote
 from contimg.state.connection import (
@@ -70,7 +70,7 @@ def backup_databases(layout: StorageLayout, now: datetime | None = None) -> Back
                 target.close()
                 source.close()
             counts[name] = check_copy(copy_path)
-            files[copy_path.name] = {"sha256": sha256_file(copy_path),
+            files[copy_path.name] = {"sha256": sha256(copy_path),
                                      "bytes": copy_path.stat().st_size}
         (partial / "manifest.json").write_text(json.dumps(
             {"format": MANIFEST_VERSION, "created": now.isoformat(), "row_counts": counts,
@@ -83,14 +83,6 @@ def backup_databases(layout: StorageLayout, now: datetime | None = None) -> Back
         lock.close()
     return BackupSet(final, counts)
 
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_copy(path: Path) -> dict[str, int]:
@@ -184,7 +176,7 @@ def verify_backup(backup: Path) -> dict:
         if not copy.is_file():
             raise BackupError(f"{copy} is missing from the backup set. Fix: restore another set.")
         expected = manifest["files"][copy.name]["sha256"]
-        if sha256_file(copy) != expected:
+        if sha256(copy) != expected:
             raise BackupError(f"{copy} does not match the sha256 in its manifest: the copy was "
                               "changed or damaged after the backup. Fix: restore another set.")
         try:
@@ -221,7 +213,7 @@ def _restore_locked(layout: StorageLayout, backup: Path, now: datetime) -> Path:
             live = layout.database_path(name)
             staged[name] = live.with_name(f".{live.name}.restoring")
             shutil.copyfile(backup / live.name, staged[name])
-            if sha256_file(staged[name]) != manifest["files"][live.name]["sha256"]:
+            if sha256(staged[name]) != manifest["files"][live.name]["sha256"]:
                 raise BackupError(f"{backup / live.name} changed while it was being restored. "
                                   "Fix: retry.")
     except BaseException:

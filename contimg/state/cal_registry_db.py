@@ -77,16 +77,23 @@ def register_set(store: StateStore, *, set_id: str, group_id: str, source_ms: Pa
 
 
 def tables_for(store: StateStore, mjd: float) -> ApplySet | None:
-    """The bandpass and gain tables valid at `mjd` (None when either is missing)."""
+    """The bandpass and gain tables valid at `mjd` (None when either is missing).
+
+    The three reads share one snapshot (a read transaction): a set registered between
+    them could otherwise pair a new bandpass with the previous set's gains."""
     conn = store.connection("cal_registry")
-    bandpass = _best_set(conn, "bpcal", mjd, nearest=False)
-    gains = _best_set(conn, "2gcal", mjd, nearest=True)
-    if bandpass is None or gains is None:
-        return None
-    rows = conn.execute(
-        "SELECT kind, path FROM caltables WHERE status = 'active' AND ((set_id = ? AND kind IN"
-        " ('kcal', 'bpcal')) OR (set_id = ? AND kind IN ('gpcal', '2gcal'))) ORDER BY apply_order",
-        (bandpass, gains)).fetchall()
+    conn.execute("BEGIN")
+    try:
+        bandpass = _best_set(conn, "bpcal", mjd, nearest=False)
+        gains = _best_set(conn, "2gcal", mjd, nearest=True)
+        if bandpass is None or gains is None:
+            return None
+        rows = conn.execute(
+            "SELECT kind, path FROM caltables WHERE status = 'active' AND ((set_id = ? AND kind IN"
+            " ('kcal', 'bpcal')) OR (set_id = ? AND kind IN ('gpcal', '2gcal'))) ORDER BY"
+            " apply_order", (bandpass, gains)).fetchall()
+    finally:
+        conn.execute("COMMIT")
     return ApplySet(bandpass, gains, tuple(r[1] for r in rows), tuple(r[0] for r in rows))
 
 
