@@ -2,7 +2,9 @@
 
 Parts are registered in `PARTS` (name -> function(size, work) -> dict of figures); the
 command runs the chosen ones on one simulated group and ends with one JSON line that
-merges their figures. Today: `model` (sky model + MODEL_DATA against CASA `ft`).
+merges their figures: `flag` (against CASA flagdata), `model` (sky model + MODEL_DATA
+against CASA `ft`) and `solve` (the daily and hourly solves, the hourly gains against
+CASA `gaincal` and the own apply against CASA `applycal`, with their largest differences).
 
 model: a group is simulated once (shared with the conversion benchmark's cache) and
 converted once to a base MS; each side then works on its own copy, in its own child
@@ -47,10 +49,20 @@ def bench_solve(size: str, work: Path) -> dict:
     base, catalogue = _base_ms(size, work)
     solved = _child("solve", base, catalogue, work)
     print(f"solves: bandpass {solved['bandpass_s']:.2f} s, gains {solved['gain_s']:.2f} s, "
-          f"hourly gains {solved['hourly_gain_s']:.2f} s, applycal {solved['apply_s']:.2f} s, "
+          f"hourly gains {solved['hourly_gain_s']:.2f} s (CASA gaincal {solved['gaincal_s']:.2f} s, "
+          f"largest difference {solved['gain_max_phase_diff_deg']:.3f} deg, "
+          f"{solved['gain_max_amp_diff']:.1e} in amplitude), apply {solved['apply_s']:.2f} s "
+          f"(CASA applycal {solved['applycal_s']:.2f} s, largest relative difference "
+          f"{solved['apply_max_rel_diff']:.1e}), "
           f"peak {solved['peak_gb']:.2f} GB (model {solved['model_s']:.2f} s beforehand)")
     return {key: round(solved[key], 2) for key in
-            ("daily_s", "bandpass_s", "gain_s", "hourly_gain_s", "apply_s")} | {
+            ("daily_s", "bandpass_s", "gain_s", "hourly_gain_s", "gaincal_s", "apply_s",
+             "applycal_s")} | {
+        "gain_ratio": round(solved["gaincal_s"] / solved["hourly_gain_s"], 2),
+        "gain_max_phase_diff_deg": round(solved["gain_max_phase_diff_deg"], 4),
+        "gain_max_amp_diff": float(f"{solved['gain_max_amp_diff']:.2e}"),
+        "apply_ratio": round(solved["applycal_s"] / solved["apply_s"], 2),
+        "apply_max_rel_diff": float(f"{solved['apply_max_rel_diff']:.2e}"),
         "solve_peak_gb": round(solved["peak_gb"], 2)}
 
 
@@ -129,10 +141,12 @@ def _run_side(side: str, ms: Path, catalogue: Path) -> dict:
 
 def _run_solves(ms: Path, components) -> dict:
     """Model, then the platform's solves and apply on the group, each timed."""
-    from contimg.calibration.apply import apply_tables
+    from casacore import tables
+
+    from contimg.calibration.apply import apply_paths
+    from contimg.calibration.casa_reference import casa_applycal, casa_gaincal
     from contimg.calibration.predict import predict_model_data
     from contimg.calibration.solve import solve_calibrator, solve_gains
-    from contimg.state.cal_registry_db import ApplySet
 
     figures = {}
     lap = time.perf_counter()
@@ -150,15 +164,61 @@ def _run_solves(ms: Path, components) -> dict:
     hourly = solve_gains(ms, work, "2025-10-13T01:00:00", bandpass)
     figures["hourly_gain_s"] = time.perf_counter() - lap
     figures["gain_s"] = figures["hourly_gain_s"]
+    lap = time.perf_counter()
+    casa_tables = casa_gaincal(ms, work, bandpass, hourly.refant)
+    figures["gaincal_s"] = time.perf_counter() - lap
+    figures["gain_max_phase_diff_deg"], figures["gain_max_amp_diff"] = _largest_gain_difference(
+        [Path(p) for p in hourly.paths()], list(casa_tables))
     # The daily set is prephase + B + the same gains: B's share is what the gains leave.
     figures["bandpass_s"] = figures["daily_s"] - figures["hourly_gain_s"]
+    paths = [*bandpass, *hourly.paths()]
     lap = time.perf_counter()
-    apply_tables(ms, ApplySet("b", "g", (*bandpass, *hourly.paths()),
-                              ("bpcal", *(t.kind for t in hourly.tables))))
+    casa_applycal(ms, paths, ["bpcal", *(t.kind for t in hourly.tables)])
+    figures["applycal_s"] = time.perf_counter() - lap
+    with tables.table(str(ms), readonly=False, ack=False) as main:
+        main.renamecol("CORRECTED_DATA", "CASA_CORRECTED_DATA")
+    lap = time.perf_counter()
+    apply_paths(ms, paths)
     figures["apply_s"] = time.perf_counter() - lap
+    figures["apply_max_rel_diff"] = _max_relative_difference(ms, "CORRECTED_DATA",
+                                                             "CASA_CORRECTED_DATA")
     figures["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     shutil.rmtree(work, ignore_errors=True)
     return figures
+
+
+def _largest_gain_difference(ours: list[Path], casa: list[Path]) -> tuple[float, float]:
+    """Largest phase (deg) and relative amplitude difference between matching tables,
+    over solutions both left unflagged."""
+    import numpy as np
+    from casacore import tables
+
+    phase = amp = 0.0
+    for mine, theirs in zip(ours, casa, strict=True):
+        with tables.table(str(mine), ack=False) as a, tables.table(str(theirs), ack=False) as b:
+            ga, gb = a.getcol("CPARAM"), b.getcol("CPARAM")
+            good = ~a.getcol("FLAG") & ~b.getcol("FLAG")
+        ratio = ga[good] / gb[good]
+        phase = max(phase, float(np.degrees(np.abs(np.angle(ratio))).max()))
+        amp = max(amp, float(np.abs(np.abs(ratio) - 1).max()))
+    return phase, amp
+
+
+def _max_relative_difference(ms: Path, ours: str, reference: str) -> float:
+    """Largest |ours - reference| / |reference| over samples unflagged in the MS."""
+    import numpy as np
+    from casacore import tables
+
+    worst = 0.0
+    with tables.table(str(ms), ack=False) as main:
+        for start in range(0, main.nrows(), 8192):
+            count = min(8192, main.nrows() - start)
+            good = ~main.getcol("FLAG", start, count)
+            a = main.getcol(ours, start, count)[good]
+            b = main.getcol(reference, start, count)[good]
+            if b.size:
+                worst = max(worst, float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-30))))
+    return worst
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""CASA's own way to MODEL_DATA, `ft` of a component list: the reference the sky-model
-tests and the calibration benchmark compare `predict_model_data` with (no beam: ft has
-none)."""
+"""CASA's own paths, the references the tests and the calibration benchmark compare the
+platform's code with: `ft` of a component list for `predict_model_data` (no beam: ft has
+none), `applycal` for the own apply."""
 
 from __future__ import annotations
 
@@ -31,3 +31,30 @@ def casa_ft(ms: Path, components: Sequence[Component]) -> None:
         ft(vis=str(ms), complist=path, usescratch=True)
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def casa_applycal(ms: Path, paths: Sequence[str], kinds: Sequence[str]) -> None:
+    """CASA `applycal` of `paths` (apply order) into CORRECTED_DATA, as the platform
+    applies them: nearest in time for delay and bandpass, linear for gains, solution
+    flags applied, weights untouched."""
+    from casatasks import applycal
+
+    interp = ["nearest" if kind in ("kcal", "bpcal") else "linear" for kind in kinds]
+    applycal(vis=str(ms), gaintable=list(paths), interp=interp, calwt=False,
+             flagbackup=False, applymode="calflag")
+
+
+def casa_gaincal(ms: Path, workdir: Path, applied: Sequence[str], refant: str,
+                 short_solint: str = "60s", minsnr: float = 3.0) -> tuple[Path, Path]:
+    """CASA `gaincal` of the hourly pair the own solver makes: phase-only over the group,
+    then amplitude+phase per `short_solint` with it applied; the two table paths."""
+    from casatasks import gaincal
+
+    phases, gains = Path(workdir) / "casa_gpcal", Path(workdir) / "casa_2gcal"
+    for path in (phases, gains):
+        shutil.rmtree(path, ignore_errors=True)
+    gaincal(vis=str(ms), caltable=str(phases), calmode="p", solint="inf", refant=refant,
+            minsnr=minsnr, gaintable=list(applied))
+    gaincal(vis=str(ms), caltable=str(gains), calmode="ap", solint=short_solint, refant=refant,
+            minsnr=minsnr, gaintable=[*applied, str(phases)])
+    return phases, gains

@@ -19,7 +19,9 @@ catalogue flux alone would prefer a bright source passing far off the beam centr
 Calibration state of a group (`ms_index.calibration_status`): `awaiting` (no valid
 tables: the calibration sensor asks again once `tables_for` finds them), `calibrating`
 (an apply started; a killed apply leaves this and the next run redoes the apply from
-DATA), `calibrated` (CORRECTED_DATA complete; `cal_tables` names the tables), `failed`.
+DATA — the MS itself is never half-calibrated: the own apply writes scratch columns and
+swaps them in whole, `contimg.calibration.column_commit`), `calibrated` (CORRECTED_DATA
+complete; `cal_tables` names the tables), `failed`.
 Downstream stages must trust only `calibrated`.
 """
 
