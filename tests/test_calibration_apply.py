@@ -85,7 +85,7 @@ def test_the_own_gains_equal_casa_gaincal(solved_transit, tmp_path):
         assert ga.shape == gb.shape, mine.name
         np.testing.assert_allclose(ta, tb, atol=2.0)  # interval centroids, seconds
         good = ~fa & ~fb
-        assert good.sum() >= 0.5 * good.size
+        assert good.sum() >= 0.9 * (~fb).sum() > 0  # the solutions CASA keeps, we keep
         ratio = ga[good] / gb[good]
         assert np.degrees(np.abs(np.angle(ratio))).max() < 0.1, mine.name
         assert np.abs(np.abs(ratio) - 1).max() < 1e-3, mine.name

@@ -170,6 +170,27 @@ def test_groups_are_calibrated_with_no_operator(calibration_platform, tiny_group
     assert set(ages) == {"bpcal", "2gcal"} and 0 <= ages["2gcal"] <= ages["bpcal"] < 3600
 
 
+def test_tables_older_than_the_limits_turn_the_age_checks_to_warn(calibration_platform, tiny_groups,
+                                                                   monkeypatch):
+    """The science group is calibrated by the calibrator's set, solved five minutes before
+    it: with limits of 36 s both age checks WARN (not ERROR) and the run still succeeds."""
+    _, _, instance, defs = calibration_platform
+    monkeypatch.setenv("CONTIMG_BANDPASS_WARN_AGE_H", "0.01")
+    monkeypatch.setenv("CONTIMG_GAIN_WARN_AGE_H", "0.01")
+    calibrator, science = (g.group_id for g in tiny_groups)
+    _run(defs, "convert_group_job", calibrator, instance)
+    _run(defs, "bandpass_solution_job", calibrator[:10], instance)
+    on_its_own_tables = {c.check_name: c for c in _run(
+        defs, "calibrate_group_job", calibrator, instance).get_asset_check_evaluations()}
+    assert on_its_own_tables["gain_age"].passed and on_its_own_tables["bandpass_age"].passed
+    checks = {c.check_name: c for c in _run(defs, "convert_group_job", science, instance)
+              .get_asset_check_evaluations()}
+    for name in ("bandpass_age", "gain_age"):
+        assert not checks[name].passed and checks[name].severity.value == "WARN", name
+        assert checks[name].metadata["age_h"].value > 0.07, name  # five minutes
+    assert checks["group_flagging"].passed
+
+
 def test_convert_group_job_runs_conversion_and_calibration_in_one_process():
     assert convert_group_job.executor_def.name == "in_process"
     assert {str(k.path[-1]) for k in convert_group_job.selection.resolve(

@@ -92,7 +92,9 @@ def choose_refant(ms: Path, preferred: tuple[str, ...] = PREFERRED_REFANTS) -> s
         flagged = main.getcol("FLAG").mean(axis=(1, 2))
     present = np.union1d(ant1, ant2)
     flag_fraction = {names[a]: float(np.mean(flagged[(ant1 == a) | (ant2 == a)])) for a in present}
-    candidates = [n for n in preferred if n in flag_fraction] or sorted(flag_fraction, key=int)
+    # Names are station numbers for DSA-110; another array's names sort as text.
+    candidates = [n for n in preferred if n in flag_fraction] or sorted(
+        flag_fraction, key=lambda name: (not name.isdigit(), int(name) if name.isdigit() else 0, name))
     return min(candidates, key=lambda name: (flag_fraction[name], candidates.index(name)))
 
 
