@@ -24,6 +24,7 @@ from contimg.calibration.apply import apply_paths
 from contimg.calibration.casa_reference import casa_applycal, casa_gaincal
 from contimg.calibration.column_commit import PHASE_KEYWORD, SCRATCH_PREFIX, recover_ms
 from contimg.calibration.flagging import flag_ms
+from contimg.calibration.pipeline import QualityLimits, quality_problems
 from contimg.calibration.predict import predict_model_data
 from contimg.calibration.sky_model import SkyModelSettings, sky_model_for_ms
 from contimg.calibration.solve import SolveOptions, solve_calibrator
@@ -58,6 +59,11 @@ def _copy(ms: Path, name: str) -> Path:
 def _columns(ms: Path, *names: str) -> list[np.ndarray]:
     with tables.table(str(ms), ack=False) as main:
         return [main.getcol(name) for name in names]
+
+
+def test_a_set_with_a_delay_passes_its_quality_limits(solved_transit):
+    ms, solved = solved_transit
+    assert quality_problems(solved, QualityLimits()) == []
 
 
 def test_the_own_apply_equals_applycal_to_1e_5(solved_transit):
@@ -165,3 +171,33 @@ def test_the_next_apply_after_a_kill_gives_what_an_uninterrupted_one_gives(solve
     apply_paths(killed, solved.paths())  # recovers first, then applies
     np.testing.assert_array_equal(*(_columns(p, "CORRECTED_DATA")[0] for p in (clean, killed)))
     np.testing.assert_array_equal(*(_columns(p, "FLAG")[0] for p in (clean, killed)))
+
+
+def test_an_ms_written_by_pyuvdata_with_other_antenna_names_is_calibrated(tmp_path):
+    """Not the platform's converter: pyuvdata's write_ms (its own storage managers), and
+    antennas named `ant000`… (no DSA-110 station number for the preferred refants)."""
+    from contimg.uvh5_reading import read_group
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (group,) = simulate(SimulationRequest(out_dir=tmp_path / "files", size="tiny", seed=9,
+                                              calibrator="3C147", layout="pyuvdata"))
+        centre = convert_group(group.files, tmp_path / "ours.ms").phase_centre_deg
+        uvd = read_group(group.files)
+        uvd.phase(ra=np.radians(centre[0]), dec=np.radians(centre[1]), cat_name="centre")
+        uvd.telescope.antenna_names = [f"ant{n:03d}" for n in uvd.telescope.antenna_numbers]
+        ms = tmp_path / "pyuvdata.ms"
+        uvd.write_ms(str(ms), clobber=True, run_check=False)
+    catalog = next(group.truth_json.parent.glob("*_nvss.tsv"))
+    predict_model_data(ms, sky_model_for_ms(ms, SkyModelSettings(catalog_path=catalog)))
+    flag_ms(ms, rfi=False)
+    (tmp_path / "work").mkdir()
+    solved = solve_calibrator(ms, tmp_path / "work", group.group_id, SolveOptions(do_k=True))
+    assert solved.refant.startswith("ant") and quality_problems(solved, QualityLimits()) == []
+    casa = _copy(ms, "pyuvdata-casa.ms")
+    apply_paths(ms, solved.paths())
+    casa_applycal(casa, solved.paths(), [t.kind for t in solved.tables])
+    (ours, ours_flags), (theirs, their_flags) = (_columns(p, "CORRECTED_DATA", "FLAG") for p in (ms, casa))
+    np.testing.assert_array_equal(ours_flags, their_flags)
+    good = ~their_flags
+    assert (np.abs(ours[good] - theirs[good]) / np.abs(theirs[good])).max() < 1e-5

@@ -23,7 +23,7 @@ import numpy as np
 from casacore import tables
 
 from contimg.calibration.column_commit import replaced_columns, scratch_name
-from contimg.calibration.jones import total_jones
+from contimg.calibration.jones import ms_frame, total_jones
 from contimg.state.cal_registry_db import ApplySet
 
 CORRECTED_COLUMN = "CORRECTED_DATA"
@@ -106,18 +106,11 @@ def _ms_layout(ms: Path) -> _MsLayout:
     with tables.table(str(ms), ack=False) as main:
         row_times = main.getcol("TIME")
         ant1, ant2 = main.getcol("ANTENNA1"), main.getcol("ANTENNA2")
-    with tables.table(str(ms / "ANTENNA"), ack=False) as antennas:
-        n_antennas = antennas.nrows()
-    with tables.table(str(ms / "SPECTRAL_WINDOW"), ack=False) as spw:
-        if spw.nrows() != 1:
-            raise ValueError(f"{ms}: {spw.nrows()} spectral windows; the own apply handles the "
-                             "platform's single-window MS only (use CASA applycal).")
-        freqs = spw.getcol("CHAN_FREQ")[0]
-    with tables.table(str(ms / "POLARIZATION"), ack=False) as pol:
-        products = pol.getcol("CORR_PRODUCT")[0]  # (corr, 2): feed indices
+    frame = ms_frame(ms)
+    products = frame.corr_products
     times, time_index = np.unique(row_times, return_inverse=True)
     return _MsLayout(row_times.size, times, time_index.astype(np.int32), ant1.astype(np.int32),
-                     ant2.astype(np.int32), n_antennas, freqs, int(products.max()) + 1,
+                     ant2.astype(np.int32), frame.n_antennas, frame.freqs_hz, frame.n_feeds,
                      products[:, 0].astype(np.int32), products[:, 1].astype(np.int32))
 
 

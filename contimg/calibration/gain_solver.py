@@ -29,7 +29,7 @@ import numba
 import numpy as np
 from casacore import tables
 
-from contimg.calibration.jones import total_jones
+from contimg.calibration.jones import ms_frame, total_jones
 
 ROWS_PER_CHUNK = 8192
 MAX_ITERATIONS = 200
@@ -67,12 +67,8 @@ class GainSolution:
 
 def reduce_ms(ms: Path, applied: list[str]) -> Reduced:
     """Read DATA, MODEL_DATA, FLAG and WEIGHT once; divide the `applied` tables out."""
-    with tables.table(str(ms / "ANTENNA"), ack=False) as antennas:
-        n_antennas = antennas.nrows()
-    with tables.table(str(ms / "SPECTRAL_WINDOW"), ack=False) as spw:
-        freqs = spw.getcol("CHAN_FREQ")[0]
-    with tables.table(str(ms / "POLARIZATION"), ack=False) as pol:
-        products = pol.getcol("CORR_PRODUCT")[0]
+    frame = ms_frame(ms)
+    products, freqs, n_antennas = frame.corr_products, frame.freqs_hz, frame.n_antennas
     parallel = np.flatnonzero(products[:, 0] == products[:, 1])
     feeds = products[parallel, 0].astype(np.int32)
     with tables.table(str(ms), ack=False) as main:
@@ -81,7 +77,7 @@ def reduce_ms(ms: Path, applied: list[str]) -> Reduced:
         ant2 = main.getcol("ANTENNA2").astype(np.int32)
         times, time_index = np.unique(row_times, return_inverse=True)
         time_index = time_index.astype(np.int32)
-        jones, bad = total_jones(applied, times, n_antennas, freqs, int(products.max()) + 1)
+        jones, bad = total_jones(applied, times, n_antennas, freqs, frame.n_feeds)
         n_rows = main.nrows()
         xw = np.zeros((n_rows, parallel.size), np.complex128)
         w = np.zeros((n_rows, parallel.size), np.float64)

@@ -28,6 +28,35 @@ TIME_MATCH_S = 0.5  # solutions closer than this to an integration are that inte
 
 
 @dataclass(frozen=True)
+class MsFrame:
+    """What applying or solving needs from an MS's subtables."""
+
+    n_antennas: int
+    freqs_hz: np.ndarray  # the single window's channel frequencies
+    corr_products: np.ndarray  # (corr, 2): the feeds of antenna 1 and antenna 2
+
+    @property
+    def n_feeds(self) -> int:
+        """Feeds per antenna (2 for X and Y)."""
+        return int(self.corr_products.max()) + 1
+
+
+def ms_frame(ms: Path) -> MsFrame:
+    """Antenna count, channel frequencies and correlation products of a one-window MS."""
+    with tables.table(str(ms / "ANTENNA"), ack=False) as antennas:
+        n_antennas = antennas.nrows()
+    with tables.table(str(ms / "SPECTRAL_WINDOW"), ack=False) as spw:
+        if spw.nrows() != 1:
+            raise ValueError(f"{ms}: {spw.nrows()} spectral windows; the own solver and apply "
+                             "handle the platform's one-window MS (convert the group with "
+                             "contimg, or calibrate this MS with CASA gaincal/applycal).")
+        freqs = spw.getcol("CHAN_FREQ")[0]
+    with tables.table(str(ms / "POLARIZATION"), ack=False) as pol:
+        products = pol.getcol("CORR_PRODUCT")[0]
+    return MsFrame(n_antennas, freqs, products)
+
+
+@dataclass(frozen=True)
 class CalTable:
     """One calibration table's solutions, as read."""
 
