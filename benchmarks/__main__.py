@@ -1,4 +1,5 @@
-"""`python -m benchmarks {conversion,sensor,partitions,calibration}`: the performance targets, measured."""
+"""`contimg bench {conversion,sensor,partitions,calibration}` (or `python -m benchmarks ...`): the
+performance targets, measured."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the benchmark's name and options, then run it."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser = argparse.ArgumentParser(prog="contimg bench", description=__doc__)
     which = parser.add_subparsers(dest="benchmark", required=True)
     conv = which.add_parser("conversion", help="our converter vs pyuvdata on one group")
     conv.add_argument("--size", default="full", help="simulator size preset")

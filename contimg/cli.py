@@ -33,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     restore.add_argument("--yes", action="store_true", help="do it (default: show the plan)")
     _add_lifecycle(commands)
     add_ingest_commands(commands)
+    commands.add_parser("bench", help="the performance benchmarks (`contimg bench --help`)")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # its own parser (benchmarks/__main__.py) reads the rest
+        from benchmarks.__main__ import main as bench_main
+
+        return bench_main(argv[1:])
     args = parser.parse_args(argv)
     if args.command in ("retention", "archive", "migrate"):
         from contimg.lifecycle_cli import run_lifecycle_command
