@@ -105,8 +105,11 @@ def test_stale_workspaces_of_dead_runs_are_reaped(layout_env):
     foreign = layout.tmpfs_root / "someone-elses-cache"  # e.g. CONTIMG_TMPFS_DIR=/dev/shm
     foreign.mkdir()
     os.utime(foreign, (0, 0))
-    assert reap_stale_workspaces(layout) == [stale]
-    assert live.exists() and foreign.exists() and not stale.exists()
+    solve = layout.staging_dir / "cal-2025-10-13_12_03_55"  # a killed solve's workspace
+    solve.mkdir(parents=True)
+    (solve / ".owner").write_text(f"{dead.pid} 0\n")
+    assert sorted(reap_stale_workspaces(layout)) == sorted([stale, solve])
+    assert live.exists() and foreign.exists() and not stale.exists() and not solve.exists()
 
 
 def test_cli_convert_writes_an_ms_and_reports_bad_input(tiny_groups, tmp_path):

@@ -3,7 +3,6 @@ then register the set in one transaction. Plain Python; the Dagster assets call 
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +10,7 @@ from pathlib import Path
 
 from contimg import naming
 from contimg.calibration.solve import CalibrationError, SolutionSet, SolvedTable
-from contimg.conversion.staging import move_into_place
+from contimg.conversion.staging import fresh_owned_directory, move_into_place
 from contimg.instrument import GROUP_DURATION_S, SECONDS_PER_DAY
 from contimg.layout import StorageLayout
 from contimg.state import StateStore, products_db
@@ -62,11 +61,9 @@ def quality_problems(solved: SolutionSet, limits: QualityLimits) -> list[str]:
 
 
 def workspace_for(layout: StorageLayout, group_iso: str) -> Path:
-    """A fresh scratch directory for one group's solves."""
-    path = layout.staging_dir / f"cal-{naming.group_id(group_iso)}"
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    return path
+    """A fresh scratch directory for one group's solves (reaped like a conversion's
+    workspace when the solving process is killed)."""
+    return fresh_owned_directory(layout.staging_dir / f"cal-{naming.group_id(group_iso)}")
 
 
 def place_and_register(solved: SolutionSet, layout: StorageLayout, store: StateStore, *,

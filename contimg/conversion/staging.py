@@ -32,7 +32,8 @@ SCALAR_ROW_BYTES = 112
 SAFETY_FACTOR = 1.15
 STALE_AFTER_S = 6 * 3600
 PARTIAL_MARK = ".partial-"
-_GROUP_DIR = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{2}_[0-9]{2}_[0-9]{2}")
+# A conversion workspace is named by its group id, a solve's by `cal-` and the group id.
+_GROUP_DIR = re.compile(r"(cal-)?[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{2}_[0-9]{2}_[0-9]{2}")
 
 class InsufficientSpaceError(RuntimeError):
     """Neither tmpfs nor scratch can hold the product: refuse before writing anything."""
@@ -91,13 +92,20 @@ def workspace(layout: StorageLayout, name: str, needed_bytes: int,
               free: FreeSpace = free_bytes) -> Iterator[Workspace]:
     """A fresh workspace directory, removed afterwards whatever happens."""
     chosen = choose_workspace(layout, name, needed_bytes, free)
-    shutil.rmtree(chosen.path, ignore_errors=True)
-    chosen.path.mkdir(parents=True)
-    (chosen.path / ".owner").write_text(f"{os.getpid()} {time.time():.0f}\n")
+    fresh_owned_directory(chosen.path)
     try:
         yield chosen
     finally:
         shutil.rmtree(chosen.path, ignore_errors=True)
+
+
+def fresh_owned_directory(path: Path) -> Path:
+    """An empty directory at `path` marked with its owner (pid, start time), so that
+    `reap_stale_workspaces` removes it once that process is gone (a killed run)."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    (path / ".owner").write_text(f"{os.getpid()} {time.time():.0f}\n")
+    return path
 
 
 def move_into_place(source: Path, destination: Path) -> None:
