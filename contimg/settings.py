@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -130,7 +131,7 @@ SPECS: tuple[Spec, ...] = (
          "reference antenna name (empty: the preferred core antenna with the fewest flags)"),
     Spec("CONTIMG_CAL_DO_K", "calibration", "bool", False, "solve a delay (K) table before the bandpass"),
     Spec("CONTIMG_CAL_GAIN_SOLINT", "calibration", "text", "60s",
-         "solution interval of the amplitude+phase gains (CASA solint, e.g. 60s or int)"),
+         "solution interval of the amplitude+phase gains: inf, int, seconds (60s) or minutes (2min)"),
     Spec("CONTIMG_CAL_MAX_FLAGGED", "calibration", "float", 0.3,
          "a table with more flagged solutions than this fraction fails", maximum=1.0),
     Spec("CONTIMG_CAL_MIN_SNR", "calibration", "float", 5.0, "a table with a lower median SNR fails"),
@@ -147,6 +148,42 @@ SPECS: tuple[Spec, ...] = (
     Spec("CONTIMG_CAL_FLUX_TOLERANCE", "calibration", "float", 0.1,
          "a calibrator group's corrected amplitude must match its model within this fraction",
          positive=True),
+    # imaging: one image per group (contimg.imaging.options.ImagingOptions reads these)
+    Spec("CONTIMG_IMAGER", "imaging", "choice", "wsclean", "the imager",
+         choices=("wsclean", "tclean")),
+    Spec("CONTIMG_IMAGE_SIZE", "imaging", "int", 0, "image side in pixels (0: field / cell)",
+         maximum=16384),
+    Spec("CONTIMG_IMAGE_FIELD_DEG", "imaging", "float", 3.5, "field of view (side, degrees)",
+         positive=True, maximum=30.0),
+    Spec("CONTIMG_IMAGE_CELL_ARCSEC", "imaging", "float", 0.0,
+         "pixel size (0: CELL_FRACTION x lambda/B_max at the band's top)"),
+    Spec("CONTIMG_IMAGE_CELL_FRACTION", "imaging", "float", 0.4,
+         "pixel size as a fraction of lambda/B_max when the cell is 0 (0.4: ~6 arcsec, a fifth "
+         "of the ~60x18 arcsec restoring beam's geometric mean)", positive=True, maximum=0.5),
+    Spec("CONTIMG_IMAGE_WEIGHTING", "imaging", "choice", "briggs", "visibility weighting",
+         choices=("briggs", "natural", "uniform")),
+    Spec("CONTIMG_IMAGE_ROBUST", "imaging", "float", 0.0, "Briggs robustness", minimum=-2.0,
+         maximum=2.0),
+    Spec("CONTIMG_IMAGE_NITER", "imaging", "int", 1000, "maximum CLEAN iterations"),
+    Spec("CONTIMG_IMAGE_MGAIN", "imaging", "float", 0.8, "major-cycle gain", positive=True,
+         maximum=1.0),
+    Spec("CONTIMG_IMAGE_AUTO_MASK", "imaging", "float", 3.0, "auto-mask level (sigma; 0: off)"),
+    Spec("CONTIMG_IMAGE_AUTO_THRESHOLD", "imaging", "float", 0.5,
+         "auto-threshold (sigma)", positive=True),
+    Spec("CONTIMG_IMAGE_THREADS", "imaging", "int", 0, "imager threads (0: every core)"),
+    Spec("CONTIMG_IMAGE_BASELINE_AVERAGING", "imaging", "bool", True,
+         "WSClean baseline-dependent time averaging (no more smearing than the longest baseline has)"),
+    Spec("CONTIMG_IMAGE_TIMEOUT_S", "imaging", "float", 900.0,
+         "an imager running longer is stopped and the group's image fails", positive=True),
+    Spec("CONTIMG_PB_LIMIT", "imaging", "float", 0.2,
+         "primary-beam level below which the corrected image is blanked", positive=True,
+         maximum=1.0),
+    Spec("CONTIMG_BEAM_MODEL", "imaging", "text", "",
+         "a measured beam FITS under static/beam-model/ (empty: the Airy pattern of a 4.65 m dish)"),
+    Spec("CONTIMG_SEFD_JY", "imaging", "float", 5800.0,
+         "system equivalent flux density for the radiometer-equation noise", positive=True),
+    Spec("CONTIMG_IMAGE_NOISE_WARN_RATIO", "imaging", "float", 2.0,
+         "WARN when the image rms exceeds the radiometer expectation by this factor", positive=True),
 )
 SECTIONS = sorted({spec.section for spec in SPECS})
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -315,7 +352,13 @@ def _expect(spec: Spec) -> str:
     return "a text value"
 
 
+SOLINT = re.compile(r"inf|int|[0-9]+(\.[0-9]+)?(s|min)")
+
+
 def _check_relations(values: Mapping[str, object]) -> None:
+    if not SOLINT.fullmatch(str(values["CONTIMG_CAL_GAIN_SOLINT"])):
+        raise SettingsError(f"CONTIMG_CAL_GAIN_SOLINT={values['CONTIMG_CAL_GAIN_SOLINT']!r} is not a "
+                            "solution interval. Fix: use inf, int, seconds (60s) or minutes (2min).")
     if values["CONTIMG_DISK_ERROR_FREE_GB"] > values["CONTIMG_DISK_WARN_FREE_GB"]:  # type: ignore[operator]
         raise SettingsError("CONTIMG_DISK_ERROR_FREE_GB must not exceed CONTIMG_DISK_WARN_FREE_GB. "
                             "Fix: lower the error threshold or raise the warning one.")

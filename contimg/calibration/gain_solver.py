@@ -118,15 +118,19 @@ def _reduce_rows(data, model, flags, weights, time_index, ant1, ant2, jones, bad
 
 
 def solution_bins(times: np.ndarray, solint: str) -> np.ndarray:
-    """The solution interval of each integration: `inf` (one), `int` (each), or `<N>s`
-    (intervals of N seconds from the first integration, as CASA bins them)."""
+    """The solution interval of each integration: `inf` (one), `int` (each), `<N>s` or
+    `<N>min` (intervals from the first integration, as CASA bins them)."""
     if solint == "inf":
         return np.zeros(times.size, np.int64)
     if solint == "int":
         return np.arange(times.size)
-    if not solint.endswith("s"):
-        raise ValueError(f"solution interval {solint!r}: use 'inf', 'int' or seconds like '60s'")
-    seconds = float(solint[:-1])
+    if solint.endswith("min"):
+        seconds = 60.0 * float(solint[:-3])
+    elif solint.endswith("s"):
+        seconds = float(solint[:-1])
+    else:
+        raise ValueError(f"solution interval {solint!r}: use 'inf', 'int', seconds like '60s' "
+                         "or minutes like '2min'")
     raw = np.floor((times - times[0]) / seconds + 1e-9).astype(np.int64)
     return np.unique(raw, return_inverse=True)[1]
 

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,13 +58,12 @@ from contimg.calibration.solve import (
 )
 from contimg.catalogs.vlacals import load_calibrators
 from contimg.conversion.isolation import run_in_child
-from contimg.ingest.group_lock import GroupBusyError, group_lock
+from contimg.ingest.group_lock import waiting_group_lock
 from contimg.layout import StorageLayout
 from contimg.state import StateStore, products_db
 from contimg.state.cal_registry_db import bandpass_at, set_tables, tables_for
 from contimg.timeutil import datetime_to_mjd
 
-LOCK_WAIT_S = 900.0  # a bandpass solve on a full group holds the calibrator's lock ~90 s
 ROWS_PER_CHUNK = 8192
 
 
@@ -177,7 +174,7 @@ def solve_bandpass_for_day(layout: StorageLayout, store: StateStore, day: str, *
     else:
         row, because = _brightest_transit(candidates)
     outcome = SolveOutcome("bandpass", row["group_id"], Path(row["path"]), row["calibrator"], because)
-    with _waiting_group_lock(layout, outcome.group_id):
+    with waiting_group_lock(layout, outcome.group_id):
         ms = outcome.ms_path
         _model_and_flag(ms, config, outcome)
         work = workspace_for(layout, outcome.group_id)
@@ -210,7 +207,7 @@ def solve_gains_for_hour(layout: StorageLayout, store: StateStore, hour_start: d
                                "need one; they are requested again when a bandpass lands.")
     outcome = SolveOutcome("gain", row["group_id"], Path(row["path"]), row["calibrator"], because)
     validity = widened_to_hour(config.validity, mid, start, end)
-    with _waiting_group_lock(layout, outcome.group_id):
+    with waiting_group_lock(layout, outcome.group_id):
         _model_and_flag(outcome.ms_path, config, outcome)
         work = workspace_for(layout, outcome.group_id)
         try:
@@ -236,7 +233,7 @@ def calibrate_group(layout: StorageLayout, store: StateStore, group_id: str, *,
     began = time.perf_counter()
     outcome = ApplyOutcome(group_iso, "awaiting", Path(row["path"]), row["kind"])
     mid = (row["start_mjd"] + row["end_mjd"]) / 2
-    with _waiting_group_lock(layout, group_iso):
+    with waiting_group_lock(layout, group_iso):
         found = tables_for(store, mid)
         if found is None:
             outcome.missing = _what_is_missing(store, mid)
@@ -386,22 +383,3 @@ def _measure_group(outcome: ApplyOutcome, calibrator: bool, config: CalibrationC
 def _mjd_text(mjd: float) -> str:
     moment = datetime(1858, 11, 17, tzinfo=UTC) + timedelta(days=mjd)
     return moment.strftime("%Y-%m-%dT%H:%M:%S")
-
-
-@contextmanager
-def _waiting_group_lock(layout: StorageLayout, group_id: str, wait_s: float = LOCK_WAIT_S,
-                        poll_s: float = 1.0) -> Iterator[None]:
-    """The group's lock, waiting while another stage (a solve, a conversion) holds it."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        stack = ExitStack()
-        try:
-            stack.enter_context(group_lock(layout, group_id))
-        except GroupBusyError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(poll_s)
-            continue
-        with stack:
-            yield
-        return

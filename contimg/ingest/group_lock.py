@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from contimg import naming
@@ -61,3 +62,25 @@ def is_locked(layout: StorageLayout, group_id: str) -> bool:
     finally:
         os.close(handle)
     return False
+
+
+LOCK_WAIT_S = 900.0  # a bandpass solve on a full group holds the calibrator's lock ~90 s
+
+
+@contextmanager
+def waiting_group_lock(layout: StorageLayout, group_id: str, wait_s: float = LOCK_WAIT_S,
+                        poll_s: float = 1.0) -> Iterator[None]:
+    """The group's lock, waiting while another stage (a solve, a conversion) holds it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        stack = ExitStack()
+        try:
+            stack.enter_context(group_lock(layout, group_id))
+        except GroupBusyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(poll_s)
+            continue
+        with stack:
+            yield
+        return

@@ -118,10 +118,7 @@ class IngestRegistry:
 
     def group_files(self, group_id: str) -> list[Path]:
         """The files of a group (excluding duplicates), ordered by subband."""
-        rows = self.conn.execute(
-            "SELECT path FROM subband_files WHERE group_id = ? AND state NOT IN (?, ?, ?)"
-            " ORDER BY subband", (group_id, *NOT_MEMBERS)).fetchall()
-        return [Path(r[0]) for r in rows]
+        return group_member_files(self.store, group_id)
 
     def group_state(self, group_id: str) -> tuple[str, str | None, str | None] | None:
         """(state, error, missing subbands) of a group, or None if unknown."""
@@ -486,3 +483,10 @@ def _nearest(keys: list[float], value: float, tolerance: float) -> int | None:
                 best is None or abs(keys[candidate] - value) < abs(keys[best] - value)):
             best = candidate
     return best
+
+
+def group_member_files(store: StateStore, group_id: str) -> list[Path]:
+    """The files of a group (excluding duplicates, rejected and missing), by subband."""
+    rows = store.query("ingest", "SELECT path FROM subband_files WHERE group_id = ? AND state"
+                                 " NOT IN (?, ?, ?) ORDER BY subband", (group_id, *NOT_MEMBERS))
+    return [Path(r[0]) for r in rows]
