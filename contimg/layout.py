@@ -86,6 +86,10 @@ class StorageLayout:
             raise ValueError(f"unknown MS kind {kind!r}; expected one of {MS_KINDS}")
         return self.ms_dir / kind / naming.date_dir(moment)  # type: ignore[arg-type]
 
+    def image_set_dir(self, moment: object) -> Path:
+        """`images/YYYY-MM-DD/<ts>.img/`: one group's image products."""
+        return self.images_dir / naming.date_dir(moment) / naming.image_set_name(moment)  # type: ignore[arg-type]
+
     def database_path(self, name: str) -> Path:
         """Path of a state database, e.g. `ingest` -> state/ingest.sqlite3."""
         return self.state_dir / f"{name}.sqlite3"

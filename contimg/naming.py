@@ -1,5 +1,5 @@
 """Naming conventions of the seed's architecture: timestamps, group ids, date
-directories, subband files, calibrator names and calibration tables."""
+directories, subband files, calibrator names, calibration tables and image products."""
 
 from __future__ import annotations
 
@@ -85,6 +85,24 @@ def _parse_subband(name: str) -> tuple[datetime, int]:
 def ms_name(moment: datetime | str) -> str:
     """Measurement Set directory name for a group: `<timestamp>.ms`."""
     return f"{iso_timestamp(moment)}.ms"
+
+
+IMAGE_PRODUCTS = ("image", "image-pb", "residual", "beam", "quicklook")
+
+
+def image_set_name(moment: datetime | str) -> str:
+    """The directory holding one group's image products: `<timestamp>.img` (it appears
+    whole, by one rename, in `images/YYYY-MM-DD/`)."""
+    return f"{iso_timestamp(moment)}.img"
+
+
+def image_product_name(moment: datetime | str, product: str) -> str:
+    """`<ts>.img-image.fits`, `<ts>.img-image-pb.fits`, `<ts>.img-residual.fits`,
+    `<ts>.img-beam.fits` (the drift-averaged primary beam), `<ts>.img-quicklook.png`."""
+    if product not in IMAGE_PRODUCTS:
+        raise ValueError(f"unknown image product {product!r}; expected one of {IMAGE_PRODUCTS}")
+    suffix = ".png" if product == "quicklook" else ".fits"
+    return f"{image_set_name(moment)}-{product}{suffix}"
 
 
 def caltable_name(moment: datetime | str, kind: str) -> str:

@@ -6,6 +6,7 @@ from dagster import Definitions
 from contimg.settings import load_settings
 from contimg_assets.calibration import bandpass_solution, calibrated_ms, gain_solution
 from contimg_assets.demo_telescope import simulated_telescope_job
+from contimg_assets.imaging import image
 from contimg_assets.lifecycle import product_archive, retention
 from contimg_assets.measurement_set import measurement_set
 from contimg_assets.state_backup import state_backup
@@ -41,7 +42,7 @@ settings.layout.ensure()
 storage = StorageLayoutResource()
 
 defs = Definitions(
-    assets=[uvh5_group, measurement_set, bandpass_solution, gain_solution, calibrated_ms,
+    assets=[uvh5_group, measurement_set, bandpass_solution, gain_solution, calibrated_ms, image,
             storage_locations, storage_usage, state_backup, product_archive, retention],
     jobs=[convert_group_job, bandpass_solution_job, gain_solution_job, calibrate_group_job,
           simulated_telescope_job, storage_locations_job, storage_usage_job, state_backup_job,

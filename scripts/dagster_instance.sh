@@ -3,7 +3,8 @@
 # embedded default. Called by run.sh on every start; usage: dagster_instance.sh DAGSTER_HOME
 #
 # A new file gets the whole embedded default. An existing file (a previous run's, or the
-# operator's own) is kept as it is, and only gains the `python_logs` block when it has none:
+# operator's own) is kept as it is, and only gains the `python_logs` and `freshness` blocks
+# when it has none:
 # runs then log at INFO, so the terminal shows run starts, materialisations, checks and
 # failures, but not Dagster's DEBUG events (those stay in the UI's event log).
 set -euo pipefail
@@ -33,5 +34,13 @@ if ! grep -q '^python_logs:' "$yaml"; then
 # (DEBUG events are still recorded in the event log the UI shows).
 python_logs:
   python_log_level: INFO
+YAML
+fi
+if ! grep -q '^freshness:' "$yaml"; then
+  cat >>"$yaml" <<YAML
+# Added by scripts/dagster_instance.sh: evaluate the assets' freshness policies (the image
+# stream declares one: an image at least every three group cadences).
+freshness:
+  enabled: true
 YAML
 fi

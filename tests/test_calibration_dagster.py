@@ -24,6 +24,7 @@ from contimg.ops.metrics import registry_for
 from contimg.state import StateStore, products_db
 from contimg.state.cal_registry_db import tables_for
 from contimg_assets.calibration import bandpass_solution, calibrated_ms, gain_solution
+from contimg_assets.imaging import image
 from contimg_assets.measurement_set import measurement_set
 from contimg_assets.uvh5_group import uvh5_group
 from sensors.calibration import (
@@ -55,7 +56,7 @@ def calibration_platform(platform, tiny_groups, monkeypatch):
         result = incoming_files_sensor(context)
     instance.add_dynamic_partitions("observation_groups", [r.partition_key for r in result.run_requests])
     defs = Definitions(
-        assets=[uvh5_group, measurement_set, bandpass_solution, gain_solution, calibrated_ms],
+        assets=[uvh5_group, measurement_set, bandpass_solution, gain_solution, calibrated_ms, image],
         jobs=[convert_group_job, bandpass_solution_job, gain_solution_job, calibrate_group_job],
         resources=resources)
     return layout, resources, instance, defs
@@ -151,6 +152,12 @@ def test_groups_are_calibrated_with_no_operator(calibration_platform, tiny_group
     assert {Path(p).name for p in meta["tables"].value} == {f"{calibrator}_{k}" for k in
                                                            ("bpcal", "gpcal", "2gcal")}
     assert _corrected(Path(row["path"]))
+    # ... and imaged in that same run: the quick-look and the tables that calibrated it.
+    imaged = _materialization(converted, "image").metadata
+    assert "data:image/png;base64," in imaged["quicklook"].value
+    assert Path(imaged["image_pb"].value).exists() and imaged["cal_tables"].value == meta["tables"].value
+    checks = {c.check_name: c.passed for c in converted.get_asset_check_evaluations()}
+    assert checks["image_valid"]
 
     # Its hour gets its own gains, against the NVSS model, with the bandpass applied.
     requests = tick()
@@ -191,10 +198,11 @@ def test_tables_older_than_the_limits_turn_the_age_checks_to_warn(calibration_pl
     assert checks["group_flagging"].passed
 
 
-def test_convert_group_job_runs_conversion_and_calibration_in_one_process():
+def test_convert_group_job_runs_conversion_calibration_and_imaging_in_one_process():
     assert convert_group_job.executor_def.name == "in_process"
     assert {str(k.path[-1]) for k in convert_group_job.selection.resolve(
-        [uvh5_group, measurement_set, calibrated_ms])} == {"uvh5_group", "measurement_set", "calibrated_ms"}
+        [uvh5_group, measurement_set, calibrated_ms, image])} == {
+        "uvh5_group", "measurement_set", "calibrated_ms", "image"}
 
 
 def test_a_solution_failing_its_limits_is_never_active_and_alerts(calibration_platform, tiny_groups,

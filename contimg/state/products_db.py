@@ -244,3 +244,42 @@ def newest_converted_mjd(store: StateStore) -> float | None:
     row = store.query("products", "SELECT max((start_mjd + end_mjd) / 2) FROM ms_index"
                                   " WHERE status = 'converted'")
     return row[0][0]
+
+
+# -- images (contimg.imaging.stage) --------------------------------------------------
+
+IMAGE_FIGURES = ("rms_jy", "expected_rms_jy", "peak_jy", "dynamic_range", "bmaj_arcsec",
+                 "bmin_arcsec", "bpa_deg", "flagged_fraction")
+
+
+def record_image_set(store: StateStore, *, group_id: str, ms_path: Path | str, mid_mjd: float,
+                     image_set: Path, products: dict[str, Path], imager: str,
+                     quality: dict[str, object], quality_json: str, provenance_json: str,
+                     superseded: tuple[Path, Path] | None = None) -> None:
+    """One row per FITS product of a group image (kind = image, image-pb, residual, beam),
+    all written in one transaction; the rows of a set moved aside follow it (superseded)."""
+    conn = store.connection("products")
+    figures = [quality.get(name) for name in IMAGE_FIGURES]
+    with write_transaction(conn):
+        if superseded is not None:
+            old, aside = (str(p) for p in superseded)
+            conn.execute("UPDATE images SET status = 'superseded', image_set = ?,"
+                         " path = ? || substr(path, length(?) + 1) WHERE image_set = ?",
+                         (aside, aside, old, old))
+            record_move(conn, old, aside, action="supersede", actor="imaging", reason="re-imaged")
+        record_move(conn, "(workspace)", image_set, action="move", actor="imaging",
+                    reason="group image")
+        for kind, path in products.items():
+            conn.execute(
+                "INSERT INTO images (path, group_id, ms_path, kind, mid_mjd, status, created,"
+                " image_set, imager, rms_jy, expected_rms_jy, peak_jy, dynamic_range, bmaj_arcsec,"
+                " bmin_arcsec, bpa_deg, flagged_fraction, n_sources, quality, provenance)"
+                " VALUES (?, ?, ?, ?, ?, 'ready', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (str(path), group_id, str(ms_path), kind, mid_mjd, utc_now(), str(image_set),
+                 imager, *figures, quality.get("n_sources_5sigma"), quality_json, provenance_json))
+
+
+def image_rows(store: StateStore, group_id: str, *, status: str = "ready") -> list[sqlite3.Row]:
+    """A group's image products (by default the current ones)."""
+    return store.query("products", "SELECT * FROM images WHERE group_id = ? AND status = ?"
+                                   " ORDER BY kind", (group_id, status))

@@ -172,6 +172,22 @@ MIGRATIONS: dict[str, list[str]] = {
         ALTER TABLE ms_index ADD COLUMN calibration_since REAL;
         CREATE INDEX ms_index_calibration ON ms_index(calibration_status, start_mjd);
         """,
+        """
+        ALTER TABLE images ADD COLUMN image_set TEXT;
+        ALTER TABLE images ADD COLUMN imager TEXT;
+        ALTER TABLE images ADD COLUMN rms_jy REAL;
+        ALTER TABLE images ADD COLUMN expected_rms_jy REAL;
+        ALTER TABLE images ADD COLUMN peak_jy REAL;
+        ALTER TABLE images ADD COLUMN dynamic_range REAL;
+        ALTER TABLE images ADD COLUMN bmaj_arcsec REAL;
+        ALTER TABLE images ADD COLUMN bmin_arcsec REAL;
+        ALTER TABLE images ADD COLUMN bpa_deg REAL;
+        ALTER TABLE images ADD COLUMN n_sources INTEGER;
+        ALTER TABLE images ADD COLUMN flagged_fraction REAL;
+        ALTER TABLE images ADD COLUMN quality TEXT;
+        ALTER TABLE images ADD COLUMN provenance TEXT;
+        CREATE INDEX images_set ON images(image_set);
+        """,
     ],
     "master_sources": [
         """

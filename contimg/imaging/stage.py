@@ -1,0 +1,226 @@
+"""Image one calibrated group (plain Python; the `image` asset calls it).
+
+In a staging workspace (tmpfs when it has room): the imager writes `<ts>.img-image.fits`
+and `-residual.fits`; the drift-averaged primary beam `-beam.fits`, the corrected image
+`-image-pb.fits` (blanked below the PB limit) and a quick-look PNG are added; every FITS
+header gets the provenance and the quality figures. Then the whole set — the directory
+`<ts>.img` — moves into `images/YYYY-MM-DD/` by one rename (an earlier set of the group
+is moved aside as `.superseded-<time>`), and its rows go into products.images in one
+transaction. Under the group's lock, so it never overlaps a conversion, solve or apply.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from contimg import naming
+from contimg.calibration.sky_model import pointing_from_ms
+from contimg.conversion.staging import move_into_place, workspace
+from contimg.imaging.coverage import Coverage, measure_coverage
+from contimg.imaging.options import (
+    ImageGrid,
+    ImagingOptions,
+    grid_for,
+    highest_frequency_hz,
+    longest_baseline_m,
+)
+from contimg.imaging.primary_beam import correct, drift_averaged_beam
+from contimg.imaging.provenance import Provenance, contimg_version, imager_version, stamp
+from contimg.imaging.quality import ImageQuality, measure_quality
+from contimg.imaging.quicklook import quicklook_png
+from contimg.imaging.tclean import run_tclean
+from contimg.imaging.wsclean import (
+    ImagerError,
+    ImagerRun,
+    baseline_averaging_wavelengths,
+    run_wsclean,
+    wsclean_command,
+)
+from contimg.ingest.group_lock import waiting_group_lock
+from contimg.ingest.registry import group_member_files
+from contimg.layout import StorageLayout
+from contimg.state import StateStore, products_db
+
+FITS_PRODUCTS = ("image", "image-pb", "residual", "beam")
+
+
+class ImagingError(RuntimeError):
+    """A group cannot be imaged (not converted or not calibrated, or the imager failed)."""
+
+
+@dataclass
+class ImageOutcome:
+    """What imaging one group made, for the asset's metadata and checks."""
+
+    group_id: str
+    image_set: Path
+    products: dict[str, Path]
+    quality: ImageQuality
+    provenance: Provenance
+    grid: ImageGrid
+    png: bytes
+    superseded: Path | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def image_group(layout: StorageLayout, store: StateStore, group_id: str, *,
+                options: ImagingOptions | None = None) -> ImageOutcome:
+    """Image the group's calibrated MS and register the products (see the module doc)."""
+    options = options or ImagingOptions()
+    group_iso = naming.iso_timestamp(group_id)
+    row = products_db.ms_record(store, group_iso)
+    if row is None or row["status"] != "converted":
+        raise ImagingError(f"group {group_iso} has no converted MS in ms_index; convert it first.")
+    if options.data_column == "CORRECTED_DATA" and row["calibration_status"] != "calibrated":
+        raise ImagingError(f"group {group_iso} is not calibrated (calibration status "
+                           f"{row['calibration_status']!r}); it is imaged once it is.")
+    ms = Path(row["path"])
+    began = time.perf_counter()
+    with waiting_group_lock(layout, group_iso), \
+            workspace(layout, f"img-{naming.group_id(group_iso)}", _workspace_bytes(ms)) as space:
+        set_dir = space.path / naming.image_set_name(group_iso)
+        set_dir.mkdir()
+        outcome = _make_set(store, ms, set_dir, group_iso, row, options)
+        lap = time.perf_counter()
+        final, superseded = _place(set_dir, layout.image_set_dir(group_iso))
+        outcome.image_set, outcome.superseded = final, superseded
+        outcome.products = {k: final / p.name for k, p in outcome.products.items()}
+        products_db.record_image_set(
+            store, group_id=group_iso, ms_path=ms, mid_mjd=(row["start_mjd"] + row["end_mjd"]) / 2,
+            image_set=final, products={k: p for k, p in outcome.products.items() if k in FITS_PRODUCTS},
+            imager=options.imager, quality=outcome.quality.as_dict(),
+            quality_json=_json(outcome.quality.as_dict()), provenance_json=outcome.provenance.as_json(),
+            superseded=(final, superseded) if superseded else None)
+        outcome.seconds["place"] = time.perf_counter() - lap
+    outcome.seconds["total"] = time.perf_counter() - began
+    return outcome
+
+
+def _make_set(store: StateStore, ms: Path, set_dir: Path, group_iso: str, row,
+              options: ImagingOptions) -> ImageOutcome:
+    prefix = set_dir / naming.image_set_name(group_iso)
+    grid = grid_for(ms, options)
+    seconds: dict[str, float] = {}
+    lap = time.perf_counter()
+    run = _run_imager(ms, prefix, grid, options, set_dir.parent / "imager-tmp")
+    seconds["imager"] = run.seconds
+    for leftover in set_dir.iterdir():  # only the products stay in the set
+        if not any(leftover.name.endswith(f"-{k}.fits") for k in ("image", "residual")):
+            _remove(leftover)
+    lap = time.perf_counter()
+    image, header = _read_plane(run.products["image"])
+    residual, _ = _read_plane(run.products["residual"])
+    wcs = WCS(header).celestial
+    coverage = measure_coverage(ms)
+    beam = drift_averaged_beam(wcs, image.shape, pointing_from_ms(ms), coverage,
+                               beam_model=Path(options.beam_model) if options.beam_model else None)
+    seconds["beam"] = time.perf_counter() - lap
+    restoring = tuple(float(header.get(key, 0.0)) for key in ("BMAJ", "BMIN", "BPA"))
+    quality = measure_quality(image, residual, beam, options.pb_limit, restoring, coverage, options.sefd_jy)
+    corrected = correct(image, beam, options.pb_limit)
+    products = {"image": run.products["image"], "residual": run.products["residual"],
+                "image-pb": set_dir / naming.image_product_name(group_iso, "image-pb"),
+                "beam": set_dir / naming.image_product_name(group_iso, "beam")}
+    _write_like(run.products["image"], products["image-pb"], corrected)
+    _write_like(run.products["image"], products["beam"], beam.astype(np.float32), unit="")
+    provenance = _provenance(store, ms, row, run, grid, options)
+    for path in products.values():
+        stamp(path, provenance, _finite(quality.as_dict()))
+    png = quicklook_png(corrected, wcs, restoring, quality.rms_jy,
+                        f"{group_iso}  rms {quality.rms_jy * 1e3:.2f} mJy/beam  "
+                        f"peak {quality.peak_jy:.3g} Jy  DR {quality.dynamic_range:.0f}")
+    quicklook = set_dir / naming.image_product_name(group_iso, "quicklook")
+    quicklook.write_bytes(png)
+    products["quicklook"] = quicklook
+    seconds["quality"] = time.perf_counter() - lap - seconds["beam"]
+    return ImageOutcome(group_iso, set_dir, products, quality, provenance, grid, png, seconds=seconds)
+
+
+def _run_imager(ms: Path, prefix: Path, grid: ImageGrid, options: ImagingOptions,
+                temp_dir: Path) -> ImagerRun:
+    if options.imager == "tclean":
+        return run_tclean(ms, prefix, grid, options)
+    temp_dir.mkdir(exist_ok=True)
+    averaging = baseline_averaging_wavelengths(longest_baseline_m(ms), highest_frequency_hz(ms))
+    command = wsclean_command(ms, prefix, grid, options, averaging_wavelengths=averaging,
+                              temp_dir=temp_dir)
+    return run_wsclean(command, prefix, options.timeout_s)
+
+
+def _provenance(store: StateStore, ms: Path, row, run: ImagerRun, grid: ImageGrid,
+                options: ImagingOptions) -> Provenance:
+    import json
+
+    raw = tuple(p.name for p in group_member_files(store, row["group_id"]))
+    tables = tuple(json.loads(row["cal_tables"] or "[]"))
+    parameters = {"size": grid.size, "cell_arcsec": grid.cell_arcsec, "field_deg": round(grid.field_deg, 3),
+                  "weighting": options.weighting, "robust": options.robust, "niter": options.niter,
+                  "mgain": options.mgain, "auto_mask": options.auto_mask,
+                  "auto_threshold": options.auto_threshold, "pb_limit": options.pb_limit,
+                  "data_column": options.data_column, "beam": options.beam_model or "airy-4.65m"}
+    return Provenance(row["group_id"], str(ms), raw, tables, options.imager,
+                      imager_version(options.imager), contimg_version(), parameters, run.command)
+
+
+def _place(set_dir: Path, final: Path) -> tuple[Path, Path | None]:
+    """Move the set into place by one rename; an earlier set is moved aside first."""
+    aside = None
+    if final.exists():
+        aside = final.with_name(f"{final.name}.superseded-{time.time():.0f}")
+        final.rename(aside)
+    move_into_place(set_dir, final)
+    return final, aside
+
+
+def _read_plane(path: Path) -> tuple[np.ndarray, fits.Header]:
+    with fits.open(path) as hdul:
+        return np.asarray(hdul[0].data, np.float32).reshape(hdul[0].data.shape[-2:]), hdul[0].header
+
+
+def _write_like(template: Path, path: Path, plane: np.ndarray, unit: str | None = None) -> None:
+    """A FITS file with the template's header and axes, holding `plane`."""
+    with fits.open(template) as hdul:
+        header = hdul[0].header.copy()
+        shape = hdul[0].data.shape
+    if unit is not None:
+        header["BUNIT"] = unit
+    fits.PrimaryHDU(plane.reshape(shape), header).writeto(path, overwrite=True)
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _finite(figures: dict) -> dict:
+    return {k: v for k, v in figures.items() if isinstance(v, (int, float)) and np.isfinite(v)}
+
+
+def _json(figures: dict) -> str:
+    import json
+
+    return json.dumps({k: (v if not isinstance(v, float) or np.isfinite(v) else None)
+                       for k, v in figures.items()})
+
+
+def _workspace_bytes(ms: Path) -> int:
+    """Room for WSClean's reordered visibilities (≈ the MS's DATA) plus the products."""
+    from casacore import tables
+
+    with tables.table(str(ms), ack=False) as main:
+        rows = main.nrows()
+        cell = main.getcell("DATA", 0).shape
+    return int(rows * int(np.prod(cell)) * 6 + 200e6)
+
+
+__all__ = ["Coverage", "ImageOutcome", "ImagingError", "ImagerError", "image_group"]
