@@ -70,10 +70,12 @@ def stamp(path: Path, provenance: Provenance, quality: dict[str, object] | None 
         header["CONTIMG"] = (provenance.contimg_version, "contimg version")
         header["NRAW"] = (len(provenance.raw_files), "raw UVH5 files of the group")
         header["NCALTAB"] = (len(provenance.cal_tables), "calibration tables applied")
-        for name in provenance.raw_files:
-            header.add_history(f"raw: {name}")
-        for table in provenance.cal_tables:
-            header.add_history(f"caltable: {table}")
+        # One keyword each (long values continue over CONTINUE cards; HISTORY would cut
+        # a path at 72 characters).
+        for index, name in enumerate(provenance.raw_files, start=1):
+            header[f"RAWF{index:02d}"] = (name, "raw UVH5 file")
+        for index, table in enumerate(provenance.cal_tables, start=1):
+            header[f"CALTAB{index:02d}"] = table
         for key, value in provenance.parameters.items():
             header.add_history(f"imaging {key} = {value}")
         if provenance.command:

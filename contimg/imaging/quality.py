@@ -36,8 +36,8 @@ class ImageQuality:
     rms_ratio: float  # rms / expected
 
     def as_dict(self) -> dict[str, float | int]:
-        """Rounded figures for metadata and JSON."""
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        """The figures by name (full precision: an rms of tens of µJy must survive)."""
+        return asdict(self)
 
 
 def robust_rms(values: np.ndarray) -> float:

@@ -61,7 +61,8 @@ def _from_database(store: StateStore, product: str, group_iso: str | None, kind:
         "image": ("images", "products", "mid_mjd"),
         "caltable": ("caltables", "cal_registry", "valid_start_mjd"),
     }[product]
-    clauses: list[str] = []
+    # A re-imaged group's earlier set stays registered (superseded) but is not "the" image.
+    clauses: list[str] = ["status != 'superseded'"] if product == "image" else []
     params: list[object] = []
     if group_iso:
         clauses.append("group_id = ?")
@@ -96,8 +97,10 @@ def _from_filesystem(layout: StorageLayout, product: str, group_iso: str | None,
         suffix = kind or "*cal"
         candidates = [(p, p.name.rsplit("_", 1)[-1])
                       for p in layout.ms_dir.glob(f"calibrators/{date}/{stem}_{suffix}")]
-    else:
-        candidates = [(p, "wsclean") for p in layout.images_dir.glob(f"{stem}.img-*")]
+    else:  # images/YYYY-MM-DD/<ts>.img/<ts>.img-<kind>.fits
+        candidates = [(p, p.name[len(p.parent.name) + 1:].removesuffix(".fits"))
+                      for p in layout.images_dir.glob(f"{date}/{stem}.img/{stem}.img-*.fits")]
+        candidates = [(p, k) for p, k in candidates if kind is None or k == kind]
     found = []
     for path, found_kind in sorted(candidates):
         moment = _timestamp_of(path.name)
