@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy.coordinates import EarthLocation
 from astropy.io import fits
 from astropy.wcs import WCS
 
@@ -154,8 +155,12 @@ def test_headers_carry_provenance_pointing_at_files_that_exist(imaged):
         tables = [header[f"CALTAB{i:02d}"] for i in range(1, header["NCALTAB"] + 1)]
         assert len(tables) == 3 and all(Path(t).exists() for t in tables), tables
         assert any(h.startswith("imaging pb_limit = 0.2") for h in header["HISTORY"])
-    wcs = WCS(fits.getheader(outcome.products["image-pb"])).celestial
+    header = fits.getheader(outcome.products["image-pb"])
+    wcs = WCS(header).celestial
     assert wcs.has_celestial and wcs.wcs.ctype[0].startswith("RA---")
+    site = EarthLocation.from_geocentric(header["OBSGEO-X"], header["OBSGEO-Y"], header["OBSGEO-Z"],
+                                         unit="m")
+    assert abs(site.lat.deg - 37.2339) < 0.01 and abs(site.height.value - 1222) < 50
 
 
 def test_find_products_finds_images_by_timestamp_and_date_range(imaged):

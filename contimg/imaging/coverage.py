@@ -44,6 +44,7 @@ class Coverage:
 
 def measure_coverage(ms: Path) -> Coverage:
     """Read TIME, ANTENNA1/2, FLAG and WEIGHT once (in chunks)."""
+    ms = Path(ms)
     with tables.table(str(ms / "SPECTRAL_WINDOW"), ack=False) as spw:
         freqs = spw.getcol("CHAN_FREQ")[0]
         width = float(np.abs(spw.getcol("CHAN_WIDTH")[0]).mean())

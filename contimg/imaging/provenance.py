@@ -60,10 +60,24 @@ def imager_version(imager: str) -> str:
     return f"WSClean {found.group(1)}" if found else "WSClean (version unknown)"
 
 
+@cache
+def _site_xyz_m() -> tuple[float, float, float]:
+    from astropy.coordinates import EarthLocation
+
+    from contimg.instrument import SITE_HEIGHT_M, SITE_LAT_DEG, SITE_LON_DEG
+
+    site = EarthLocation.from_geodetic(SITE_LON_DEG, SITE_LAT_DEG, SITE_HEIGHT_M)
+    return tuple(float(v) for v in (site.x.value, site.y.value, site.z.value))  # type: ignore[return-value]
+
+
 def stamp(path: Path, provenance: Provenance, quality: dict[str, object] | None = None) -> None:
     """Add the provenance (and quality figures) to a FITS file's primary header in place."""
     with fits.open(path, mode="update") as hdul:
         header = hdul[0].header
+        # WSClean 3.1 writes OBSGEO-X/Y/Z near the Earth's centre for these MSs; the
+        # telescope's own site keeps every viewer's WCS (and velocity frames) right.
+        for axis, metres in zip("XYZ", _site_xyz_m(), strict=True):
+            header[f"OBSGEO-{axis}"] = (metres, "[m] DSA-110 site, ITRF")
         header["GROUPID"] = (provenance.group_id, "contimg observation group")
         header["MSPATH"] = provenance.ms_path
         header["IMAGER"] = provenance.imager_version

@@ -4,7 +4,8 @@ tclean writes CASA images `<prefix>.image`, `.residual`, `.model`, `.psf`, …; 
 and residual are exported to the FITS names WSClean would have written
 (`<prefix>-image.fits`, `<prefix>-residual.fits`), so everything after the imager is
 one path. Primary-beam correction stays ours (pblimit off in tclean: CASA has no
-DSA-110 beam). CASA runs in a spawned child: it aborts its process on some failures.
+DSA-110 beam), and so is masking (none: WSClean's auto-mask has no equivalent that works
+here). CASA runs in a spawned child: it aborts its process on some failures.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ def tclean_parameters(ms: Path, prefix: Path, grid: ImageGrid, options: ImagingO
     }
     if options.weighting == "briggs":
         parameters["robust"] = options.robust
-    if options.auto_mask > 0:
-        parameters |= {"usemask": "auto-multithresh", "noisethreshold": options.auto_mask}
+    # No auto-multithresh: with this array's high PSF sidelobes it left the mask empty and
+    # tclean cleaned nothing (measured); it cleans everywhere down to nsigma instead.
+    parameters["usemask"] = "user"
     return parameters
 
 
