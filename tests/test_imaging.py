@@ -49,9 +49,13 @@ def test_the_wsclean_command_carries_every_option():
     assert plain[plain.index("-weight") + 1] == "natural"
 
 
-def test_baseline_averaging_never_smears_more_than_the_longest_baseline():
-    # 2.7 km at 1.5 GHz: 13509 wavelengths x 2 pi x 12.88 s / 86400 s.
-    assert baseline_averaging_wavelengths(2700.0, 1.5e9, 12.88) == pytest.approx(12.654, rel=1e-3)
+def test_baseline_averaging_costs_at_most_the_allowed_loss_at_the_edge():
+    radius = np.radians(2.12)  # the PB-0.2 radius at the band's bottom
+    size = baseline_averaging_wavelengths(0.05, radius)
+    assert size == pytest.approx(4.75, rel=0.01)
+    # A fringe averaged over that much uv track keeps 95 % of a source at the radius.
+    phases = 2 * np.pi * np.linspace(-size / 2, size / 2, 10001) * radius
+    assert abs(np.exp(1j * phases).mean()) == pytest.approx(0.95, abs=1e-3)
 
 
 def test_tclean_gets_the_same_choices():

@@ -42,6 +42,7 @@ class ImagingOptions:
     auto_threshold: float = 0.5
     threads: int = 0  # 0: every core
     baseline_averaging: bool = True
+    max_smearing_loss: float = 0.05  # of a source at the PB-limit radius, per averaged baseline
     data_column: str = "CORRECTED_DATA"
     timeout_s: float = 900.0
     pb_limit: float = 0.2
@@ -70,6 +71,7 @@ class ImagingOptions:
             (self.auto_mask == 0 or self.auto_mask > self.auto_threshold,
              "auto_mask must exceed auto_threshold (WSClean's rule)"),
             (self.threads >= 0, "threads must be >= 0"),
+            (0 < self.max_smearing_loss < 0.5, "max_smearing_loss must be within (0, 0.5)"),
             (0 < self.pb_limit <= 1, "pb_limit must be within (0, 1]"),
             (self.data_column in ("DATA", "CORRECTED_DATA"), "data_column must be DATA or CORRECTED_DATA"),
         ]
@@ -95,6 +97,7 @@ class ImagingOptions:
             auto_threshold=float(settings["CONTIMG_IMAGE_AUTO_THRESHOLD"]),
             threads=int(settings["CONTIMG_IMAGE_THREADS"]),
             baseline_averaging=bool(settings["CONTIMG_IMAGE_BASELINE_AVERAGING"]),
+            max_smearing_loss=float(settings["CONTIMG_IMAGE_MAX_SMEARING_LOSS"]),
             timeout_s=float(settings["CONTIMG_IMAGE_TIMEOUT_S"]),
             pb_limit=float(settings["CONTIMG_PB_LIMIT"]), beam_model=beam_model,
             sefd_jy=float(settings["CONTIMG_SEFD_JY"]),
@@ -125,6 +128,12 @@ def highest_frequency_hz(ms: Path) -> float:
     """The top of the band (the smallest synthesised beam)."""
     with tables.table(str(ms / "SPECTRAL_WINDOW"), ack=False) as spw:
         return float(spw.getcol("CHAN_FREQ").max())
+
+
+def lowest_frequency_hz(ms: Path) -> float:
+    """The bottom of the band (the widest primary beam)."""
+    with tables.table(str(ms / "SPECTRAL_WINDOW"), ack=False) as spw:
+        return float(spw.getcol("CHAN_FREQ").min())
 
 
 def grid_for(ms: Path, options: ImagingOptions) -> ImageGrid:

@@ -20,15 +20,14 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from contimg import naming
-from contimg.calibration.sky_model import pointing_from_ms
+from contimg.calibration.sky_model import beam_radius_rad, pointing_from_ms
 from contimg.conversion.staging import move_into_place, workspace
 from contimg.imaging.coverage import Coverage, measure_coverage
 from contimg.imaging.options import (
     ImageGrid,
     ImagingOptions,
     grid_for,
-    highest_frequency_hz,
-    longest_baseline_m,
+    lowest_frequency_hz,
 )
 from contimg.imaging.primary_beam import correct, drift_averaged_beam
 from contimg.imaging.provenance import Provenance, contimg_version, imager_version, stamp
@@ -147,7 +146,9 @@ def _run_imager(ms: Path, prefix: Path, grid: ImageGrid, options: ImagingOptions
     if options.imager == "tclean":
         return run_tclean(ms, prefix, grid, options)
     temp_dir.mkdir(exist_ok=True)
-    averaging = baseline_averaging_wavelengths(longest_baseline_m(ms), highest_frequency_hz(ms))
+    # The PB-limit radius at the band's bottom (the beam's widest): the edge that matters.
+    radius = beam_radius_rad(options.pb_limit, lowest_frequency_hz(ms))
+    averaging = baseline_averaging_wavelengths(options.max_smearing_loss, radius)
     command = wsclean_command(ms, prefix, grid, options, averaging_wavelengths=averaging,
                               temp_dir=temp_dir)
     return run_wsclean(command, prefix, options.timeout_s)

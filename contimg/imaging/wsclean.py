@@ -3,8 +3,8 @@
 The command for Debian's WSClean 3.1: `-use-wgridder` (the w-stacking default loses ~5 %
 off-centre on this array), `-parallel-reordering`, `-no-update-model-required` (the
 calibration's MODEL_DATA stays), `-no-dirty`, Stokes I of CORRECTED_DATA, and
-baseline-dependent time averaging sized so that no baseline smears more in time than the
-longest baseline already does in one integration.
+baseline-dependent time averaging sized so that an averaged baseline loses at most
+`max_smearing_loss` (5 %) of a source at the PB-limit radius.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import brentq
 
 from contimg.imaging.options import ImageGrid, ImagingOptions
-from contimg.instrument import INTEGRATION_S, SECONDS_PER_DAY, SPEED_OF_LIGHT_M_S
 
 # WSClean's products for a prefix P (one channel, Stokes I).
 PRODUCT_SUFFIXES = ("image", "residual", "model", "psf")
@@ -39,12 +39,18 @@ class ImagerRun:
     log_tail: str
 
 
-def baseline_averaging_wavelengths(longest_baseline_m: float, top_freq_hz: float,
-                                   integration_s: float = INTEGRATION_S) -> float:
-    """WSClean's `-baseline-averaging` size: the uv distance (wavelengths) the longest
-    baseline rotates through in one integration, so averaging never smears more than that."""
-    longest_wavelengths = longest_baseline_m * top_freq_hz / SPEED_OF_LIGHT_M_S
-    return float(longest_wavelengths * 2.0 * np.pi * integration_s / SECONDS_PER_DAY)
+def baseline_averaging_wavelengths(max_loss: float, radius_rad: float) -> float:
+    """WSClean's `-baseline-averaging` size (wavelengths of uv track per averaged sample)
+    at which a source `radius_rad` from the phase centre loses at most `max_loss` of its
+    amplitude on any averaged baseline: averaging a fringe whose phase runs through Δφ
+    keeps sin(Δφ/2)/(Δφ/2) of it, and Δφ = 2π Δu θ.
+
+    (Averaging up to what the longest baseline moves in one 12.9 s integration, ≈ 12.6 λ,
+    would cost ~25 % at the PB-0.2 radius on every baseline.)"""
+    if not 0 < max_loss < 1:
+        raise ValueError(f"max_loss must be within (0, 1), got {max_loss}")
+    half_phase = brentq(lambda y: np.sin(y) / y - (1.0 - max_loss), 1e-9, np.pi)
+    return float(half_phase / (np.pi * radius_rad))
 
 
 def wsclean_command(ms: Path, prefix: Path, grid: ImageGrid, options: ImagingOptions, *,
