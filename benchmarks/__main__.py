@@ -1,5 +1,5 @@
-"""`contimg bench {conversion,sensor,partitions,calibration}` (or `python -m benchmarks ...`): the
-performance targets, measured."""
+"""`contimg bench {conversion,sensor,partitions,calibration,arrival}` (or `python -m benchmarks
+...`): the performance targets, measured."""
 
 from __future__ import annotations
 
@@ -29,7 +29,15 @@ def main(argv: list[str] | None = None) -> int:
                      help="where to simulate (reused when present) and write")
     cal.add_argument("--parts", nargs="*", default=None,
                      help="parts to run (default: all registered in benchmarks.calibration.PARTS)")
+    arr = which.add_parser("arrival", help="one group from arrival to registered image, live")
+    arr.add_argument("--size", default="full", help="simulator size preset")
+    arr.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench"),
+                     help="where to simulate (reused when present) and run the platform")
     args = parser.parse_args(argv)
+    if args.benchmark == "arrival":
+        from benchmarks.arrival import bench_arrival
+
+        return bench_arrival(args.size, args.work)
     if args.benchmark == "calibration":
         from benchmarks.calibration import bench_calibration
 

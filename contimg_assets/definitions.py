@@ -31,6 +31,7 @@ from sensors.calibration import (
     gain_solution_job,
 )
 from sensors.demo_telescope import build_simulated_telescope_sensor
+from sensors.image_stream import image_stream_sensor
 from sensors.incoming_files import build_incoming_files_sensor, convert_group_job
 from sensors.run_failures import run_failure_alert_sensor
 
@@ -48,7 +49,8 @@ defs = Definitions(
           simulated_telescope_job, storage_locations_job, storage_usage_job, state_backup_job,
           lifecycle_job, retention_job],
     sensors=[build_incoming_files_sensor(int(settings["CONTIMG_SENSOR_INTERVAL_S"])),  # type: ignore[arg-type]
-             calibration_sensor, build_simulated_telescope_sensor(settings), run_failure_alert_sensor],
+             calibration_sensor, build_simulated_telescope_sensor(settings), run_failure_alert_sensor,
+             image_stream_sensor],
     schedules=[storage_locations_schedule, storage_usage_schedule, state_backup_schedule,
                retention_schedule, archive_schedule],
     resources={"storage": storage, "state": StateDatabasesResource(storage=storage),

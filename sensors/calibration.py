@@ -36,7 +36,7 @@ from contimg.ingest.group_lock import is_locked
 from contimg.layout import StorageLayout
 from contimg.ops.notifier import Notifier, level_changed
 from contimg.state import StateStore, products_db
-from contimg.state.cal_registry_db import bandpass_at, tables_for
+from contimg.state.cal_registry_db import bandpass_at, gains_solved_since, tables_for
 from contimg_assets.calibration import CALIBRATION_START
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 
@@ -130,11 +130,15 @@ def _plan_waiting(layout: StorageLayout, store: StateStore, plan: TickPlan, add,
 
 
 def _gain_request(store: StateStore, group_iso: str, mid: float) -> Request | None:
-    """The hour's gain solve, once a bandpass is valid there (key per hour and bandpass set)."""
+    """The hour's gain solve, once a bandpass is valid there (key per hour and bandpass set),
+    unless gains were already solved in that hour with that bandpass."""
     bandpass = bandpass_at(store, mid)
     if bandpass is None:
         return None
     hour = f"{group_iso[:10]}-{group_iso[11:13]}:00"
+    first, last = f"{group_iso[:13]}:00:00", f"{group_iso[:13]}:59:60"
+    if gains_solved_since(store, first, last, bandpass.bandpass_set):
+        return None
     return Request("gain_solution_job", hour, f"gain-{hour}-{_short(bandpass.bandpass_set)}")
 
 

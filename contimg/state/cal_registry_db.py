@@ -146,3 +146,14 @@ def bandpass_at(store: StateStore, mjd: float) -> ApplySet | None:
     rows = conn.execute("SELECT kind, path FROM caltables WHERE status = 'active' AND set_id = ?"
                         " AND kind IN ('kcal', 'bpcal') ORDER BY apply_order", (bandpass,)).fetchall()
     return ApplySet(bandpass, "", tuple(r[1] for r in rows), tuple(r[0] for r in rows))
+
+
+def gains_solved_since(store: StateStore, first_group: str, last_group: str,
+                       bandpass_set: str) -> bool:
+    """True when an active gain set was solved on a group in [first_group, last_group)
+    (ISO times) after the bandpass set was registered (so with it applied)."""
+    rows = store.query("cal_registry", "SELECT 1 FROM caltables WHERE status = 'active' AND kind ="
+                       " '2gcal' AND group_id >= ? AND group_id < ? AND created >= (SELECT"
+                       " min(created) FROM caltables WHERE set_id = ?) LIMIT 1",
+                       (first_group, last_group, bandpass_set))
+    return bool(rows)

@@ -283,3 +283,10 @@ def image_rows(store: StateStore, group_id: str, *, status: str = "ready") -> li
     """A group's image products (by default the current ones)."""
     return store.query("products", "SELECT * FROM images WHERE group_id = ? AND status = ?"
                                    " ORDER BY kind", (group_id, status))
+
+
+def newest_created(store: StateStore) -> tuple[str | None, str | None]:
+    """(newest ms_index creation, newest current image creation), ISO texts or None."""
+    ms = store.query("products", "SELECT max(created) FROM ms_index WHERE status = 'converted'")
+    image = store.query("products", "SELECT max(created) FROM images WHERE status = 'ready'")
+    return ms[0][0], image[0][0]
