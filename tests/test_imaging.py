@@ -202,3 +202,34 @@ def test_the_coarse_beam_equals_the_exact_drift_average(imaged):
     fast = drift_averaged_beam(wcs, shape, pointing, coverage, coarse=24)
     assert np.abs(fast - exact).max() < 1e-3
     assert grid_for(ms, ImagingOptions()).size == header["NAXIS1"]
+
+
+def test_a_measured_beam_fits_is_used_in_place_of_the_airy_pattern(tmp_path):
+    """A beam FITS holding the Airy pattern itself (power against east/north offset at
+    1.4 GHz) gives the Airy drift average; a missing file names itself."""
+    from astropy.wcs import WCS as AstropyWCS
+
+    from contimg.beam import airy_power
+    from contimg.calibration.sky_model import DriftPointing
+    from contimg.imaging.coverage import Coverage
+
+    offsets = np.linspace(-4.0, 4.0, 401)
+    east, north = np.meshgrid(offsets, offsets)
+    power = airy_power(np.radians(np.hypot(east, north)), 1.4e9)
+    header = fits.Header({"CRVAL1": 0.0, "CRPIX1": 201, "CDELT1": 0.02, "CRVAL2": 0.0,
+                          "CRPIX2": 201, "CDELT2": 0.02, "FREQ": 1.4e9})
+    path = tmp_path / "beam.fits"
+    fits.PrimaryHDU(power.astype(np.float32), header).writeto(path)
+    freqs = np.linspace(1.31e9, 1.50e9, 16)
+    times = np.arange(24) * 12.88
+    pointing = DriftPointing(times, np.linspace(99.4, 100.6, 24), np.full(24, 55.0), freqs,
+                             (100.0, 55.0), 55.0)
+    coverage = Coverage(times, freqs, 0.24e6, 12.88, np.ones((24, 16)), 100, 100, 2)
+    wcs = AstropyWCS(naxis=2)
+    wcs.wcs.ctype, wcs.wcs.crval = ["RA---SIN", "DEC--SIN"], [100.0, 55.0]
+    wcs.wcs.crpix, wcs.wcs.cdelt = [33, 33], [-0.1, 0.1]
+    airy = drift_averaged_beam(wcs, (64, 64), pointing, coverage, coarse=64)
+    measured = drift_averaged_beam(wcs, (64, 64), pointing, coverage, beam_model=path, coarse=64)
+    assert np.abs(measured - airy).max() < 1e-3
+    with pytest.raises(FileNotFoundError, match="beam-model"):
+        drift_averaged_beam(wcs, (64, 64), pointing, coverage, beam_model=tmp_path / "none.fits")

@@ -108,7 +108,10 @@ def test_stale_workspaces_of_dead_runs_are_reaped(layout_env):
     solve = layout.staging_dir / "cal-2025-10-13_12_03_55"  # a killed solve's workspace
     solve.mkdir(parents=True)
     (solve / ".owner").write_text(f"{dead.pid} 0\n")
-    assert sorted(reap_stale_workspaces(layout)) == sorted([stale, solve])
+    imaging = layout.tmpfs_root / "img-2025-10-13_12_03_55"  # a killed imaging run's
+    imaging.mkdir(parents=True)
+    (imaging / ".owner").write_text(f"{dead.pid} 0\n")
+    assert sorted(reap_stale_workspaces(layout)) == sorted([stale, solve, imaging])
     assert live.exists() and foreign.exists() and not stale.exists() and not solve.exists()
 
 

@@ -93,10 +93,12 @@ def measured_beam_power(path: Path, pointing: DriftPointing, ra: np.ndarray, dec
     axis_x = header["CRVAL1"] + (np.arange(data.shape[1]) + 1 - header["CRPIX1"]) * header["CDELT1"]
     axis_y = header["CRVAL2"] + (np.arange(data.shape[0]) + 1 - header["CRPIX2"]) * header["CDELT2"]
     lookup = RegularGridInterpolator((axis_y, axis_x), data, bounds_error=False, fill_value=0.0)
-    ra, dec = np.asarray(ra)[:, None], np.asarray(dec)[:, None]
-    east = (ra - pointing.ra_deg[None, :] + 180.0) % 360.0 - 180.0
-    east = east * np.cos(np.radians(pointing.dec_deg[None, :]))
-    north = dec - pointing.dec_deg[None, :]
+    # Direction cosines of each position about each integration's pointing (exact, as a
+    # beam measured on a tangent plane is), in degrees.
+    ra, dec = np.radians(np.asarray(ra))[:, None], np.radians(np.asarray(dec))[:, None]
+    ra0, dec0 = np.radians(pointing.ra_deg)[None, :], np.radians(pointing.dec_deg)[None, :]
+    east = np.degrees(np.cos(dec) * np.sin(ra - ra0))
+    north = np.degrees(np.sin(dec) * np.cos(dec0) - np.cos(dec) * np.sin(dec0) * np.cos(ra - ra0))
     out = np.empty((ra.shape[0], pointing.ra_deg.size, freqs.size))
     for f, freq in enumerate(freqs):
         scale = freq / float(header["FREQ"])  # the pattern shrinks as the frequency rises
