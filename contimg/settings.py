@@ -74,7 +74,7 @@ SPECS: tuple[Spec, ...] = (
          "a conversion running longer is killed and retried", positive=True),
     Spec("CONTIMG_MAX_ATTEMPTS", "ingest", "int", 5,
          "conversion attempts of a group before it is failed for an operator", minimum=1),
-    Spec("CONTIMG_SENSOR_INTERVAL_S", "sensor", "int", 15, "seconds between incoming scans",
+    Spec("CONTIMG_SENSOR_INTERVAL_S", "sensor", "int", 5, "seconds between incoming scans",
          minimum=1),
     # demo feeder
     Spec("CONTIMG_DEMO", "demo", "bool", False, "run the simulated telescope"),
@@ -165,8 +165,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("CONTIMG_IMAGE_ROBUST", "imaging", "float", 0.0, "Briggs robustness", minimum=-2.0,
          maximum=2.0),
     Spec("CONTIMG_IMAGE_NITER", "imaging", "int", 1000, "maximum CLEAN iterations"),
-    Spec("CONTIMG_IMAGE_MGAIN", "imaging", "float", 0.8, "major-cycle gain", positive=True,
-         maximum=1.0),
+    Spec("CONTIMG_IMAGE_MGAIN", "imaging", "float", 0.9,
+         "major-cycle gain (0.9: one major cycle fewer than the pipeline's 0.8 on a bright field, "
+         "same residual rms)", positive=True, maximum=1.0),
     Spec("CONTIMG_IMAGE_AUTO_MASK", "imaging", "float", 3.0, "auto-mask level (sigma; 0: off)"),
     Spec("CONTIMG_IMAGE_AUTO_THRESHOLD", "imaging", "float", 0.5,
          "auto-threshold (sigma)", positive=True),

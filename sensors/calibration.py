@@ -36,7 +36,7 @@ from contimg.ingest.group_lock import is_locked
 from contimg.layout import StorageLayout
 from contimg.ops.notifier import Notifier, level_changed
 from contimg.state import StateStore, products_db
-from contimg.state.cal_registry_db import bandpass_at, gains_solved_since, tables_for
+from contimg.state.cal_registry_db import bandpass_at, gains_solved_since, solved_on, tables_for
 from contimg_assets.calibration import CALIBRATION_START
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 
@@ -91,7 +91,9 @@ def plan_tick(layout: StorageLayout, store: StateStore, cursor: str | None, *, g
 
     for row in products_db.converted_after(store, plan.rowid):
         plan.rowid = max(plan.rowid, int(row["rowid"]))
-        if row["kind"] == "calibrators":
+        # A transit whose bandpass is already active (solved on it) needs no new solve; a
+        # later, brighter transit of the day still asks (the asset picks the day's best).
+        if row["kind"] == "calibrators" and not solved_on(store, row["group_id"], "bpcal"):
             add(Request("bandpass_solution_job", row["group_id"][:10], f"bandpass-{row['group_id']}"))
         gains = _gain_request(store, row["group_id"], (row["start_mjd"] + row["end_mjd"]) / 2)
         if gains:

@@ -37,7 +37,7 @@ def test_the_wsclean_command_carries_every_option():
                               averaging_wavelengths=12.7, temp_dir=Path("/shm/t"))
     text = " ".join(command)
     for expected in ("-size 2070 2070", "-scale 6.09asec", "-weight briggs -0.5", "-niter 500",
-                     "-auto-mask 4", "-auto-threshold 0.5", "-mgain 0.8", "-use-wgridder",
+                     "-auto-mask 4", "-auto-threshold 0.5", "-mgain 0.9", "-use-wgridder",
                      "-data-column CORRECTED_DATA", "-pol I", "-no-update-model-required",
                      "-baseline-averaging 12.700", "-j 2", "-parallel-reordering 2",
                      "-temp-dir /shm/t", "-name /w/x.img"):

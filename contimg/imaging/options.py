@@ -1,7 +1,9 @@
 """Every imaging parameter in one frozen, validated object (read once from the settings).
 
 Defaults are the telescope pipeline's (Briggs 0, niter 1000, auto-mask 3, auto-threshold
-0.5, mgain 0.8, PB limit 0.2) over a 3.5° field. The pixel size comes from the longest
+0.5, PB limit 0.2) over a 3.5° field, except mgain 0.9 instead of 0.8: on a full group
+with 0834+555 in the field WSClean needed 4 major cycles (69.9 s) at 0.8 and 3 (56.7 s) at
+0.9, with the same residual rms (0.578 / 0.582 mJy). The pixel size comes from the longest
 baseline unless set: 0.4 λ/B_max at the top of the band, ≈ 6″ for DSA-110 (λ/B_max ≈ 15″,
 while the restoring beam is ≈ 60″ × 18″ — the array's uv coverage is far from round — so
 6″ is a fifth of the beam's geometric mean and a third of its minor axis); the image size
@@ -37,7 +39,7 @@ class ImagingOptions:
     weighting: str = "briggs"
     robust: float = 0.0
     niter: int = 1000
-    mgain: float = 0.8
+    mgain: float = 0.9  # the pipeline's 0.8 costs a major cycle (~13 s) on bright fields
     auto_mask: float = 3.0  # 0: off
     auto_threshold: float = 0.5
     threads: int = 0  # 0: every core

@@ -157,3 +157,10 @@ def gains_solved_since(store: StateStore, first_group: str, last_group: str,
                        " min(created) FROM caltables WHERE set_id = ?) LIMIT 1",
                        (first_group, last_group, bandpass_set))
     return bool(rows)
+
+
+def solved_on(store: StateStore, group_id: str, kind: str) -> bool:
+    """True when an active table of `kind` was solved on this group."""
+    rows = store.query("cal_registry", "SELECT 1 FROM caltables WHERE status = 'active' AND kind = ?"
+                       " AND group_id = ? LIMIT 1", (kind, group_id))
+    return bool(rows)
