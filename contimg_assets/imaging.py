@@ -46,8 +46,9 @@ IMAGE_CHECKS = [
            fail_window=timedelta(seconds=STALE_AFTER_CADENCES * GROUP_DURATION_S)))
 def image(context: AssetExecutionContext, storage: StorageLayoutResource,
           state: StateDatabasesResource) -> MaterializeResult:
-    """The group's PB-corrected image in images/YYYY-MM-DD/<ts>.img/ (WSClean, or tclean
-    with CONTIMG_IMAGER), its beam, residual and quick-look, registered in products.images."""
+    """The group's PB-corrected image in images/YYYY-MM-DD/TIMESTAMP.img/ (WSClean, or
+    tclean with CONTIMG_IMAGER), its beam, residual and quick-look, registered in
+    products.images."""
     try:
         options = ImagingOptions.from_settings(storage.settings())
         with state.open() as store:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 import warnings
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -15,6 +16,16 @@ from contimg.simulation.telescope import SimulatedGroup, SimulationRequest, simu
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
+
+
+@pytest.fixture(autouse=True)
+def default_sigterm():
+    """Every test starts with SIGTERM at its default. Evaluating a Dagster sensor copies
+    SIGINT's disposition onto SIGTERM and leaves it there; when the suite runs in the
+    background (SIGINT ignored, as `cmd &` does), every process a later test starts would
+    then ignore SIGTERM, and `terminate()` would not stop it."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
 
 
 @pytest.fixture
