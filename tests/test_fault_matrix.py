@@ -959,3 +959,118 @@ def test_a_full_disk_during_a_solve_registers_nothing(calibrated_day, tmp_path):
             del os.environ["CONTIMG_TMP_DIR"]
     assert store.query("cal_registry", rows)[0][0] == before, "nothing half-registered"
     assert sorted(resolve_layout().ms_dir.glob("calibrators/*/*cal")) == tables_before
+
+
+# -- imaging: kill -9, bad input, a full disk, a second run at once --------------------
+
+_IMAGE = """
+import sys
+from contimg.imaging.stage import image_group
+from contimg.layout import resolve_layout
+from contimg.state import StateStore
+layout = resolve_layout()
+image_group(layout, StateStore(layout.state_dir), sys.argv[1])
+"""
+
+
+@pytest.fixture(scope="module")
+def imageable(calibrated_day):
+    """The calibrated_day transit with its own tables applied: ready to image."""
+    from contimg.calibration.stages import CalibrationConfig, calibrate_group
+
+    _, group = calibrated_day
+    layout = resolve_layout()
+    calibrate_group(layout, StateStore(layout.state_dir), group, config=CalibrationConfig())
+    return group
+
+
+def _image_rows(group: str) -> list:
+    from contimg.state import products_db
+
+    return products_db.image_rows(StateStore(resolve_layout().state_dir), group)
+
+
+def _wsclean_running() -> bool:
+    return subprocess.run(["pgrep", "-x", "wsclean"], capture_output=True).returncode == 0
+
+
+def test_imaging_killed_mid_wsclean_leaves_nothing_and_is_redone(imageable):
+    from contimg.imaging.stage import image_group
+
+    layout = resolve_layout()
+    child = subprocess.Popen([sys.executable, "-c", _IMAGE, imageable], env=dict(os.environ))
+    deadline = time.monotonic() + 120
+    while not _wsclean_running() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _wsclean_running(), "never caught WSClean running"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    deadline = time.monotonic() + 3  # killed at once, reaped by init a moment later (an
+    # orphaned WSClean would still be imaging: it needs ~8 s for this group)
+    while _wsclean_running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _wsclean_running(), "WSClean dies with its run"
+    assert not layout.image_set_dir(imageable).exists() and _image_rows(imageable) == []
+    outcome = image_group(layout, StateStore(layout.state_dir), imageable)
+    assert outcome.image_set.exists() and len(_image_rows(imageable)) == 4
+
+
+def test_imaging_a_group_whose_ms_is_gone_names_it(imageable):
+    from contimg.imaging.stage import ImagingError, image_group
+    from contimg.state import products_db
+
+    layout = resolve_layout()
+    store = StateStore(layout.state_dir)
+    ms = Path(products_db.ms_record(store, imageable)["path"])
+    aside = ms.with_name(ms.name + ".aside")
+    ms.rename(aside)
+    try:
+        with pytest.raises(ImagingError, match=f"missing.*{ms.name}.*requeue"):
+            image_group(layout, store, imageable)
+    finally:
+        aside.rename(ms)
+
+
+def test_a_full_disk_during_imaging_registers_nothing(imageable, tmp_path):
+    from contimg.conversion.staging import InsufficientSpaceError
+    from contimg.imaging.stage import image_group
+
+    before = [r["path"] for r in _image_rows(imageable)]
+    with _small_tmpfs(tmp_path / "full", "64k") as full:
+        saved = {k: os.environ.get(k) for k in ("CONTIMG_TMP_DIR", "CONTIMG_TMPFS_DIR")}
+        os.environ["CONTIMG_TMP_DIR"] = str(full / "tmp")
+        os.environ["CONTIMG_TMPFS_DIR"] = str(full / "shm")
+        try:
+            with pytest.raises(InsufficientSpaceError, match="no room to stage img-"):
+                image_group(resolve_layout().ensure(), StateStore(resolve_layout().state_dir),
+                            imageable)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    assert [r["path"] for r in _image_rows(imageable)] == before, "nothing half-registered"
+
+
+def test_a_second_imaging_of_a_group_waits_for_the_first(imageable):
+    import threading
+
+    from contimg.imaging.stage import image_group
+
+    layout = resolve_layout()
+    released = []
+
+    def hold() -> None:
+        with group_lock(layout, imageable):
+            time.sleep(2.0)
+            released.append(time.monotonic())
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    time.sleep(0.2)
+    outcome = image_group(layout, StateStore(layout.state_dir), imageable)
+    finished = time.monotonic()
+    holder.join()
+    assert outcome.image_set.exists() and finished > released[0]
+    assert len(_image_rows(imageable)) == 4, "one current set"

@@ -80,6 +80,9 @@ def image_group(layout: StorageLayout, store: StateStore, group_id: str, *,
         raise ImagingError(f"group {group_iso} is not calibrated (calibration status "
                            f"{row['calibration_status']!r}); it is imaged once it is.")
     ms = Path(row["path"])
+    if not (ms / "table.dat").exists():
+        raise ImagingError(f"the MS of {group_iso} is missing or not a table: {ms}; convert the "
+                           f"group again (`contimg requeue {group_iso} --force`).")
     began = time.perf_counter()
     with waiting_group_lock(layout, group_iso), \
             workspace(layout, f"img-{naming.group_id(group_iso)}", _workspace_bytes(ms)) as space:

@@ -81,6 +81,15 @@ def _weighting(options: ImagingOptions) -> list[str]:
     return [options.weighting]
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the parent dies. A run killed with -9 must
+    not leave WSClean writing into the workspace its retry is about to use."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, 9)
+
+
 def run_wsclean(command: list[str], prefix: Path, timeout_s: float) -> ImagerRun:
     """Run the command; its products or ImagerError with the log's tail."""
     executable = shutil.which(command[0])
@@ -90,7 +99,7 @@ def run_wsclean(command: list[str], prefix: Path, timeout_s: float) -> ImagerRun
     began = time.perf_counter()
     try:
         done = subprocess.run([executable, *command[1:]], capture_output=True, text=True,
-                              timeout=timeout_s, check=False)
+                              timeout=timeout_s, check=False, preexec_fn=_die_with_parent)
     except subprocess.TimeoutExpired as exc:
         raise ImagerError(f"WSClean ran over {timeout_s:.0f} s and was stopped "
                           "(CONTIMG_IMAGE_TIMEOUT_S)") from exc
