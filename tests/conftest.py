@@ -7,6 +7,8 @@ import os
 import signal
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -16,6 +18,20 @@ from contimg.simulation.telescope import SimulatedGroup, SimulationRequest, simu
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
+
+
+@contextmanager
+def module_home(base: Path) -> Iterator[tuple]:
+    """(layout, store) of a platform home under `base` for a module-scoped fixture (the
+    function-scoped `layout_env` cannot serve one); the environment is restored after."""
+    from contimg.layout import resolve_layout
+    from contimg.state import StateStore
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONTIMG_HOME", str(base / "home"))
+        patch.setenv("CONTIMG_TMPFS_DIR", str(base / "shm"))
+        layout = resolve_layout().ensure()
+        yield layout, StateStore(layout.state_dir)
 
 
 @pytest.fixture(autouse=True)

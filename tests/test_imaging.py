@@ -29,6 +29,7 @@ from contimg.settings import SettingsError, load_settings
 from contimg.simulation.telescope import SimulationRequest, simulate
 from contimg.state import StateStore, products_db
 from contimg.state.discovery import find_products
+from tests.conftest import module_home
 
 
 def test_the_wsclean_command_carries_every_option():
@@ -87,11 +88,7 @@ def imaged(tmp_path_factory):
     """A calibrator transit and a science group five minutes later, converted, calibrated
     (the platform's own solve and apply) and the science group imaged by the stage."""
     home = tmp_path_factory.mktemp("imaging")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CONTIMG_HOME", str(home / "home"))
-        patch.setenv("CONTIMG_TMPFS_DIR", str(home / "shm"))
-        layout = resolve_layout().ensure()
-        store = StateStore(layout.state_dir)
+    with module_home(home) as (layout, store):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             groups = simulate(SimulationRequest(out_dir=home / "files", size="tiny", n_groups=2,

@@ -29,10 +29,10 @@ from contimg.imaging.coverage import measure_coverage
 from contimg.imaging.options import ImagingOptions
 from contimg.imaging.stage import image_group
 from contimg.instrument import GROUP_DURATION_S, SITE_HEIGHT_M, SITE_LAT_DEG, SITE_LON_DEG
-from contimg.layout import resolve_layout
 from contimg.simulation.sky import PointSource
 from contimg.simulation.telescope import DEFAULT_START, SimulationRequest, simulate
-from contimg.state import StateStore, products_db
+from contimg.state import products_db
+from tests.conftest import module_home
 
 DEC_DEG = 55.0
 OFFSET_ON_SKY_DEG = 1.0
@@ -54,11 +54,7 @@ def two_sources(tmp_path_factory):
     ra0, dec0 = _group_centre()
     sources = (PointSource("centre", ra0, dec0, 1.0, 0.0),
                PointSource("east", ra0 + OFFSET_ON_SKY_DEG / np.cos(np.radians(dec0)), dec0, 1.0, 0.0))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CONTIMG_HOME", str(home / "home"))
-        patch.setenv("CONTIMG_TMPFS_DIR", str(home / "shm"))
-        layout = resolve_layout().ensure()
-        store = StateStore(layout.state_dir)
+    with module_home(home) as (layout, store):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             (group,) = simulate(SimulationRequest(out_dir=home / "files", size="small", seed=7,

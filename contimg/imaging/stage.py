@@ -11,6 +11,8 @@ transaction. Under the group's lock, so it never overlaps a conversion, solve or
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,7 @@ from astropy.wcs import WCS
 from contimg import naming
 from contimg.calibration.sky_model import beam_radius_rad, pointing_from_ms
 from contimg.conversion.staging import move_into_place, workspace
-from contimg.imaging.coverage import Coverage, measure_coverage
+from contimg.imaging.coverage import measure_coverage
 from contimg.imaging.options import (
     ImageGrid,
     ImagingOptions,
@@ -35,7 +37,6 @@ from contimg.imaging.quality import ImageQuality, measure_quality
 from contimg.imaging.quicklook import quicklook_png
 from contimg.imaging.tclean import run_tclean
 from contimg.imaging.wsclean import (
-    ImagerError,
     ImagerRun,
     baseline_averaging_wavelengths,
     run_wsclean,
@@ -97,7 +98,7 @@ def image_group(layout: StorageLayout, store: StateStore, group_id: str, *,
             store, group_id=group_iso, ms_path=ms, mid_mjd=(row["start_mjd"] + row["end_mjd"]) / 2,
             image_set=final, products={k: p for k, p in outcome.products.items() if k in FITS_PRODUCTS},
             imager=options.imager, quality=outcome.quality.as_dict(),
-            quality_json=_json(outcome.quality.as_dict()), provenance_json=outcome.provenance.as_json(),
+            provenance_json=outcome.provenance.as_json(),
             superseded=(final, superseded) if superseded else None)
         outcome.seconds["place"] = time.perf_counter() - lap
     outcome.seconds["total"] = time.perf_counter() - began
@@ -159,8 +160,6 @@ def _run_imager(ms: Path, prefix: Path, grid: ImageGrid, options: ImagingOptions
 
 def _provenance(store: StateStore, ms: Path, row, run: ImagerRun, grid: ImageGrid,
                 options: ImagingOptions) -> Provenance:
-    import json
-
     raw = tuple(p.name for p in group_member_files(store, row["group_id"]))
     tables = tuple(json.loads(row["cal_tables"] or "[]"))
     parameters = {"size": grid.size, "cell_arcsec": grid.cell_arcsec, "field_deg": round(grid.field_deg, 3),
@@ -198,8 +197,6 @@ def _write_like(template: Path, path: Path, plane: np.ndarray, unit: str | None 
 
 
 def _remove(path: Path) -> None:
-    import shutil
-
     if path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -208,13 +205,6 @@ def _remove(path: Path) -> None:
 
 def _finite(figures: dict) -> dict:
     return {k: v for k, v in figures.items() if isinstance(v, (int, float)) and np.isfinite(v)}
-
-
-def _json(figures: dict) -> str:
-    import json
-
-    return json.dumps({k: (v if not isinstance(v, float) or np.isfinite(v) else None)
-                       for k, v in figures.items()})
 
 
 def _workspace_bytes(ms: Path) -> int:
@@ -226,5 +216,3 @@ def _workspace_bytes(ms: Path) -> int:
         cell = main.getcell("DATA", 0).shape
     return int(rows * int(np.prod(cell)) * 6 + 200e6)
 
-
-__all__ = ["Coverage", "ImageOutcome", "ImagingError", "ImagerError", "image_group"]

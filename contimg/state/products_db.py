@@ -4,6 +4,8 @@ transaction when several statements must commit together) or a StateStore."""
 
 from __future__ import annotations
 
+import json
+import math
 import sqlite3
 from pathlib import Path
 
@@ -254,12 +256,15 @@ IMAGE_FIGURES = ("rms_jy", "expected_rms_jy", "peak_jy", "dynamic_range", "bmaj_
 
 def record_image_set(store: StateStore, *, group_id: str, ms_path: Path | str, mid_mjd: float,
                      image_set: Path, products: dict[str, Path], imager: str,
-                     quality: dict[str, object], quality_json: str, provenance_json: str,
+                     quality: dict[str, object], provenance_json: str,
                      superseded: tuple[Path, Path] | None = None) -> None:
     """One row per FITS product of a group image (kind = image, image-pb, residual, beam),
     all written in one transaction; the rows of a set moved aside follow it (superseded)."""
     conn = store.connection("products")
     figures = [quality.get(name) for name in IMAGE_FIGURES]
+    # JSON has no inf/NaN (a blank image's dynamic range): those become null.
+    quality_json = json.dumps({k: v if not isinstance(v, float) or math.isfinite(v) else None
+                               for k, v in quality.items()})
     with write_transaction(conn):
         if superseded is not None:
             old, aside = (str(p) for p in superseded)
