@@ -23,6 +23,7 @@ from contimg.imaging.options import ImageGrid, ImagingOptions, ImagingOptionsErr
 from contimg.imaging.primary_beam import drift_averaged_beam
 from contimg.imaging.stage import ImagingError, image_group
 from contimg.imaging.tclean import tclean_parameters
+from contimg.imaging.weighting import weighting_noise_factor
 from contimg.imaging.wsclean import baseline_averaging_wavelengths, wsclean_command
 from contimg.layout import resolve_layout
 from contimg.settings import SettingsError, load_settings
@@ -39,6 +40,7 @@ def test_the_wsclean_command_carries_every_option():
     text = " ".join(command)
     for expected in ("-size 2070 2070", "-scale 6.09asec", "-weight briggs -0.5", "-niter 500",
                      "-auto-mask 4", "-auto-threshold 0.5", "-mgain 0.9", "-use-wgridder",
+                     "-wgridder-accuracy 0.001",
                      "-data-column CORRECTED_DATA", "-pol I", "-no-update-model-required",
                      "-baseline-averaging 12.700", "-j 2", "-parallel-reordering 2",
                      "-temp-dir /shm/t", "-name /w/x.img"):
@@ -59,6 +61,42 @@ def test_baseline_averaging_costs_at_most_the_allowed_loss_at_the_edge():
     assert abs(np.exp(1j * phases).mean()) == pytest.approx(0.95, abs=1e-3)
 
 
+def _noise_factor_by_hand(u, v, w, size, cell_arcsec, robust):
+    """The Briggs noise factor with a dictionary of uv cells (the reference)."""
+    du = 1 / (size * np.radians(cell_arcsec / 3600))
+    cells: dict[tuple[int, int], float] = {}
+    keys = []
+    for ui, vi, wi in zip(u, v, w, strict=True):
+        if vi < 0:
+            ui, vi = -ui, -vi
+        key = (int(np.floor(ui / du + 0.5)), int(np.floor(vi / du + 0.5)))
+        cells[key] = cells.get(key, 0.0) + wi
+        keys.append(key)
+    density = np.array([cells[k] for k in keys])
+    f2 = (5 * 10 ** -robust) ** 2 * w.sum() / sum(c * c for c in cells.values())
+    t = 1 / (1 + f2 * density)
+    return np.sqrt(w.sum() * (w * t * t).sum()) / (w * t).sum()
+
+
+def test_the_weighting_noise_factor_follows_briggs_definition():
+    rng = np.random.default_rng(3)
+    # A dense core (short spacings) and a sparse ring, as a drift scan's uv coverage.
+    core = rng.normal(0, 30, (3000, 2))
+    ring = rng.uniform(-2000, 2000, (1000, 2))
+    u, v = np.concatenate([core, ring]).T
+    w = rng.uniform(0.5, 1.5, u.size)
+    grid = {"size": 512, "cell_arcsec": 6.0}
+    factors = {r: weighting_noise_factor(u, v, w, weighting="briggs", robust=r, **grid)
+               for r in (-2, -1, 0, 1, 2)}
+    for robust, factor in factors.items():
+        assert factor == pytest.approx(_noise_factor_by_hand(u, v, w, 512, 6.0, robust), rel=1e-9)
+    assert 1.0 < factors[2] < factors[1] < factors[0] < factors[-1] < factors[-2]
+    assert factors[2] < 1.02  # robust +2 is nearly natural
+    uniform = weighting_noise_factor(u, v, w, weighting="uniform", robust=0, **grid)
+    assert factors[-2] == pytest.approx(uniform, rel=0.05)  # and -2 nearly uniform
+    assert weighting_noise_factor(u, v, w, weighting="natural", robust=0, **grid) == 1.0
+
+
 def test_tclean_gets_the_same_choices():
     parameters = tclean_parameters(Path("g.ms"), Path("x.img"), ImageGrid(512, 8.0),
                                    ImagingOptions(imager="tclean", robust=0.5))
@@ -68,7 +106,8 @@ def test_tclean_gets_the_same_choices():
 
 
 @pytest.mark.parametrize("bad", [{"weighting": "robust"}, {"pb_limit": 0.0}, {"mgain": 1.5},
-                                 {"auto_mask": 0.4}, {"imager": "difmap"}])
+                                 {"auto_mask": 0.4}, {"imager": "difmap"},
+                                 {"wgridder_accuracy": 0.5}])
 def test_bad_imaging_options_are_refused_naming_the_option(bad):
     with pytest.raises(ImagingOptionsError, match=next(iter(bad))):
         ImagingOptions(**bad)

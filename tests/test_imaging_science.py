@@ -146,3 +146,17 @@ def test_wsclean_and_tclean_agree_within_5_percent(two_sources):
         print(f"{source.name}: WSClean {ours:.4f} Jy, tclean {theirs:.4f} Jy")
         assert abs(theirs / ours - 1) < 0.05, (source.name, ours, theirs)
     assert tclean.provenance.imager_version.startswith("casatasks")
+
+
+def test_the_noise_is_what_the_radiometer_equation_and_the_weights_expect(two_sources):
+    """Two well-cleaned sources: the residual is thermal noise. The expectation is the
+    radiometer equation raised by Briggs 0's weighting factor (computed from the MS's uv
+    points, not from the simulator); without the factor the rms would sit well above it."""
+    _, wsclean, tclean, _ = two_sources
+    for run in (wsclean, tclean):
+        quality = run.quality
+        print(f"{run.provenance.imager}: rms {quality.rms_jy * 1e3:.3f} mJy, expected "
+              f"{quality.expected_rms_jy * 1e3:.3f} mJy (weighting x{quality.weighting_noise_factor:.3f}),"
+              f" ratio {quality.rms_ratio:.3f}")
+        assert quality.weighting_noise_factor > 1.1
+        assert 0.85 < quality.rms_ratio < 1.2, quality

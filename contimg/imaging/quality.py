@@ -3,8 +3,8 @@
 All in the apparent (not beam-corrected) image inside the PB limit, where the noise is
 flat: robust rms from the residual (1.4826 × MAD), peak, dynamic range, the restoring
 beam, islands above 5σ, the flagged fraction, and the rms against the radiometer
-equation (natural weighting; Briggs 0 raises the noise by a factor ≈ 1.1–1.5, so the
-WARN threshold is 2×).
+equation, raised by the imaging weights' factor (Briggs 0 costs ≈ 1.2–1.6× over natural
+weighting on this array; `contimg.imaging.weighting`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ class ImageQuality:
     bpa_deg: float
     n_sources_5sigma: int
     flagged_fraction: float
-    expected_rms_jy: float
+    expected_rms_jy: float  # radiometer equation × weighting factor
+    weighting_noise_factor: float
     rms_ratio: float  # rms / expected
 
     def as_dict(self) -> dict[str, float | int]:
@@ -57,16 +58,19 @@ def count_islands(image: np.ndarray, threshold: float) -> int:
 
 def measure_quality(image: np.ndarray, residual: np.ndarray, beam: np.ndarray, pb_limit: float,
                     restoring_beam_deg: tuple[float, float, float], coverage: Coverage,
-                    sefd_jy: float) -> ImageQuality:
-    """The figures of one apparent image, its residual and its beam."""
+                    sefd_jy: float, weighting_factor: float = 1.0) -> ImageQuality:
+    """The figures of one apparent image, its residual and its beam; `weighting_factor`
+    (Coverage.weighting_noise_factor) turns the natural-weighting expectation into the
+    imaging weights' own."""
     inside = beam >= pb_limit
     rms = robust_rms(residual[inside])
     peak = float(np.nanmax(np.where(inside, image, np.nan)))
-    expected = coverage.expected_image_rms_jy(sefd_jy)
+    expected = coverage.expected_image_rms_jy(sefd_jy) * weighting_factor
     bmaj, bmin, bpa = restoring_beam_deg
     return ImageQuality(
         rms_jy=rms, peak_jy=peak, dynamic_range=peak / rms if rms > 0 else float("inf"),
         bmaj_arcsec=bmaj * 3600.0, bmin_arcsec=bmin * 3600.0, bpa_deg=bpa,
         n_sources_5sigma=count_islands(np.where(inside, image, np.nan), DETECTION_SIGMA * rms),
         flagged_fraction=coverage.flagged_fraction, expected_rms_jy=expected,
+        weighting_noise_factor=weighting_factor,
         rms_ratio=rms / expected if expected > 0 else float("inf"))

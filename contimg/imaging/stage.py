@@ -125,7 +125,10 @@ def _make_set(store: StateStore, ms: Path, set_dir: Path, group_iso: str, row,
                                beam_model=Path(options.beam_model) if options.beam_model else None)
     seconds["beam"] = time.perf_counter() - lap
     restoring = tuple(float(header.get(key, 0.0)) for key in ("BMAJ", "BMIN", "BPA"))
-    quality = measure_quality(image, residual, beam, options.pb_limit, restoring, coverage, options.sefd_jy)
+    factor = coverage.weighting_noise_factor(size=grid.size, cell_arcsec=grid.cell_arcsec,
+                                             weighting=options.weighting, robust=options.robust)
+    quality = measure_quality(image, residual, beam, options.pb_limit, restoring, coverage,
+                              options.sefd_jy, factor)
     corrected = correct(image, beam, options.pb_limit)
     products = {"image": run.products["image"], "residual": run.products["residual"],
                 "image-pb": set_dir / naming.image_product_name(group_iso, "image-pb"),
