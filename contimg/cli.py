@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from contimg import naming
+from contimg.image_cli import add_image_command, run_image_command
 from contimg.ingest.commands import add_commands as add_ingest_commands
 from contimg.ingest.commands import run_command as run_ingest_command
 
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("doctor", help="print the layout, free space and tool versions")
     _add_simulate(commands)
     _add_convert(commands)
+    add_image_command(commands)
     metrics = commands.add_parser("metrics", help="Prometheus metrics")
     metrics_what = metrics.add_subparsers(dest="metrics_command", required=True)
     serve = metrics_what.add_parser("serve", help="serve /metrics on a loopback port")
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_doctor()
     if args.command == "convert":
         return _convert(args)
+    if args.command == "image":
+        return run_image_command(args)
     return _simulate(args)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%S"
 GROUP_ID_FORMAT = "%Y-%m-%d_%H_%M_%S"
@@ -99,10 +100,21 @@ def image_set_name(moment: datetime | str) -> str:
 def image_product_name(moment: datetime | str, product: str) -> str:
     """`<ts>.img-image.fits`, `<ts>.img-image-pb.fits`, `<ts>.img-residual.fits`,
     `<ts>.img-beam.fits` (the drift-averaged primary beam), `<ts>.img-quicklook.png`."""
+    return set_product_name(image_set_name(moment), product)
+
+
+def ms_image_set_name(ms: Path | str) -> str:
+    """The image set of any Measurement Set imaged by `contimg image`: `<ms stem>.img`."""
+    name = Path(ms).name
+    return f"{name[:-3] if name.endswith('.ms') else name}.img"
+
+
+def set_product_name(set_name: str, product: str) -> str:
+    """A product in an image set directory: `<set>-<product>.fits` (`.png` for the quick-look)."""
     if product not in IMAGE_PRODUCTS:
         raise ValueError(f"unknown image product {product!r}; expected one of {IMAGE_PRODUCTS}")
     suffix = ".png" if product == "quicklook" else ".fits"
-    return f"{image_set_name(moment)}-{product}{suffix}"
+    return f"{set_name}-{product}{suffix}"
 
 
 def caltable_name(moment: datetime | str, kind: str) -> str:
@@ -131,3 +143,33 @@ def _as_datetime(moment: datetime | str) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+MOSAIC_KINDS = ("hourly", "daily")
+MOSAIC_PRODUCTS = ("image", "noise", "weight", "quicklook")
+
+
+def mosaic_name(kind: str, moment: datetime | str) -> str:
+    """The name of the mosaic of a time window: `YYYY-MM-DDTHH` (hourly, the UTC hour
+    holding `moment`) or `YYYY-MM-DD` (daily)."""
+    if kind not in MOSAIC_KINDS:
+        raise ValueError(f"unknown mosaic kind {kind!r}; expected one of {MOSAIC_KINDS}")
+    return _as_datetime(moment).strftime("%Y-%m-%dT%H" if kind == "hourly" else DATE_FORMAT)
+
+
+def mosaic_set_name(kind: str, moment: datetime | str) -> str:
+    """The directory holding one mosaic's products: `<name>.mosaic` (it appears whole, by
+    one rename, in `mosaics/<kind>/YYYY-MM-DD/`)."""
+    return f"{mosaic_name(kind, moment)}.mosaic"
+
+
+def mosaic_product_name(kind: str, moment: datetime | str, product: str) -> str:
+    """`<name>.mosaic.fits` (the image), `<name>.mosaic-noise.fits`, `<name>.mosaic-weight.fits`,
+    `<name>.mosaic-quicklook.png`. The image's stem prefixes every sidecar, so the archive's
+    tarball of a mosaic (`ops.archive.tar_mosaic`, by stem) takes them all."""
+    if product not in MOSAIC_PRODUCTS:
+        raise ValueError(f"unknown mosaic product {product!r}; expected one of {MOSAIC_PRODUCTS}")
+    base = mosaic_set_name(kind, moment)
+    if product == "image":
+        return f"{base}.fits"
+    return f"{base}-{product}{'.png' if product == 'quicklook' else '.fits'}"

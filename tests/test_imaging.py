@@ -260,7 +260,8 @@ def test_a_measured_beam_fits_is_used_in_place_of_the_airy_pattern(tmp_path):
     times = np.arange(24) * 12.88
     pointing = DriftPointing(times, np.linspace(99.4, 100.6, 24), np.full(24, 55.0), freqs,
                              (100.0, 55.0), 55.0)
-    coverage = Coverage(times, freqs, 0.24e6, 12.88, np.ones((24, 16)), 100, 100, 2)
+    coverage = Coverage(times, freqs, 0.24e6, 12.88, np.ones((24, 16)), 100, 100, 2,
+                        np.zeros((0, 3), np.float32))
     wcs = AstropyWCS(naxis=2)
     wcs.wcs.ctype, wcs.wcs.crval = ["RA---SIN", "DEC--SIN"], [100.0, 55.0]
     wcs.wcs.crpix, wcs.wcs.cdelt = [33, 33], [-0.1, 0.1]

@@ -95,3 +95,43 @@ def test_point_source_through_pyuvdata_writer(offset_group, tmp_path):
         ms = tmp_path / "group.ms"
         uvd.write_ms(str(ms), clobber=True, run_check=False)
     _image_and_check(ms, tmp_path, cal, (centre_ra, centre_dec))
+
+
+def test_contimg_image_takes_a_measurement_set_the_platform_did_not_make(offset_group, tmp_path,
+                                                                           layout_env, capsys):
+    """pyuvdata's MS (no CORRECTED_DATA, pyuvdata's antenna names and phase centre) through
+    `contimg image`: the source where the truth has it, the beam and provenance beside it."""
+    from contimg.cli import main
+
+    group, cal, arrays = offset_group
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        uvd = read_group(group.files)
+        apply_true_gains(uvd, arrays)
+        uvd.phase(ra=np.radians(cal["ra_deg"] + 0.213), dec=np.radians(55.27), cat_name="field")
+        ms = tmp_path / "foreign.ms"
+        uvd.write_ms(str(ms), clobber=True, run_check=False)
+    layout_env.mkdir(parents=True)
+    assert main(["image", str(ms), "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    image_set = tmp_path / "out" / "foreign.img"
+    assert f"wrote {image_set}" in printed
+    names = sorted(p.name for p in image_set.iterdir())
+    assert names == [f"foreign.img-{k}" for k in ("beam.fits", "image-pb.fits", "image.fits",
+                                                   "quicklook.png", "residual.fits")]
+    with fits.open(image_set / "foreign.img-image.fits") as hdul:
+        image, header = hdul[0].data.squeeze(), hdul[0].header
+    assert header["WSCDATAC"] == "DATA" and header["MSPATH"] == str(ms)
+    _, x, y = _refined_peak(image)
+    found = WCS(header).celestial.pixel_to_world(x, y)
+    offset = found.separation(SkyCoord(cal["ra_deg"] * u.deg, cal["dec_deg"] * u.deg)).arcsec
+    assert offset < header["BMIN"] * 3600 / 5, offset
+    assert "x expected" in printed and "DR " in printed  # the quality figures, printed
+
+
+def test_contimg_image_names_a_path_that_is_no_measurement_set(tmp_path, layout_env, capsys):
+    from contimg.cli import main
+
+    (tmp_path / "not.ms").mkdir()
+    assert main(["image", str(tmp_path / "not.ms")]) == 2
+    assert "not.ms is not a Measurement Set" in capsys.readouterr().err

@@ -4,6 +4,7 @@ around the noise), the restoring beam drawn in the corner, a colour bar in Jy/be
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 from astropy.wcs import WCS
@@ -52,5 +53,6 @@ def _block_mean(image: np.ndarray, step: int) -> np.ndarray:
         return image
     ny, nx = (image.shape[0] // step) * step, (image.shape[1] // step) * step
     blocks = image[:ny, :nx].reshape(ny // step, step, nx // step, step)
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():  # blocks wholly blanked (below the PB limit) stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(blocks, axis=(1, 3))

@@ -12,14 +12,16 @@ transaction. Under the group's lock, so it never overlaps a conversion, solve or
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
+from casacore import tables
 
 from contimg import naming
 from contimg.calibration.sky_model import beam_radius_rad, pointing_from_ms
@@ -89,7 +91,9 @@ def image_group(layout: StorageLayout, store: StateStore, group_id: str, *,
             workspace(layout, f"img-{naming.group_id(group_iso)}", _workspace_bytes(ms)) as space:
         set_dir = space.path / naming.image_set_name(group_iso)
         set_dir.mkdir()
-        outcome = _make_set(store, ms, set_dir, group_iso, row, options)
+        made_from = ImageSource(group_iso, ms, tuple(p.name for p in group_member_files(store, group_iso)),
+                                tuple(json.loads(row["cal_tables"] or "[]")))
+        outcome = _make_set(ms, set_dir, made_from, options)
         lap = time.perf_counter()
         final, superseded = _place(set_dir, layout.image_set_dir(group_iso))
         outcome.image_set, outcome.superseded = final, superseded
@@ -105,9 +109,47 @@ def image_group(layout: StorageLayout, store: StateStore, group_id: str, *,
     return outcome
 
 
-def _make_set(store: StateStore, ms: Path, set_dir: Path, group_iso: str, row,
-              options: ImagingOptions) -> ImageOutcome:
-    prefix = set_dir / naming.image_set_name(group_iso)
+def image_ms(ms: Path, out_dir: Path, layout: StorageLayout, *,
+             options: ImagingOptions | None = None) -> ImageOutcome:
+    """Image any Measurement Set (one the platform did not make, too) into
+    `out_dir/<ms stem>.img/`, with the same products, beam, quality and provenance as a
+    group image, but registered nowhere. DATA is imaged when the MS has no CORRECTED_DATA."""
+    options = options or ImagingOptions()
+    ms, out_dir = Path(ms), Path(out_dir)
+    if not (ms / "table.dat").exists():
+        raise ImagingError(f"{ms} is not a Measurement Set (no table.dat); give the MS directory.")
+    with tables.table(str(ms), ack=False) as main:
+        columns = set(main.colnames())
+    if options.data_column not in columns:
+        if "DATA" not in columns:
+            raise ImagingError(f"{ms} has neither {options.data_column} nor DATA to image.")
+        options = replace(options, data_column="DATA")
+    final = out_dir / naming.ms_image_set_name(ms)
+    began = time.perf_counter()
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", final.name)
+    with workspace(layout, f"img-ms-{name}", _workspace_bytes(ms)) as space:
+        set_dir = space.path / final.name
+        set_dir.mkdir()
+        outcome = _make_set(ms, set_dir, ImageSource(ms.name, ms, (), ()), options)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        outcome.image_set, outcome.superseded = _place(set_dir, final)
+        outcome.products = {k: final / p.name for k, p in outcome.products.items()}
+    outcome.seconds["total"] = time.perf_counter() - began
+    return outcome
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """What an image set is made from, for its provenance."""
+
+    group_id: str
+    ms: Path
+    raw_files: tuple[str, ...]
+    cal_tables: tuple[str, ...]
+
+
+def _make_set(ms: Path, set_dir: Path, made_from: ImageSource, options: ImagingOptions) -> ImageOutcome:
+    prefix = set_dir / set_dir.name
     grid = grid_for(ms, options)
     seconds: dict[str, float] = {}
     lap = time.perf_counter()
@@ -131,21 +173,22 @@ def _make_set(store: StateStore, ms: Path, set_dir: Path, group_iso: str, row,
                               options.sefd_jy, factor)
     corrected = correct(image, beam, options.pb_limit)
     products = {"image": run.products["image"], "residual": run.products["residual"],
-                "image-pb": set_dir / naming.image_product_name(group_iso, "image-pb"),
-                "beam": set_dir / naming.image_product_name(group_iso, "beam")}
+                "image-pb": set_dir / naming.set_product_name(set_dir.name, "image-pb"),
+                "beam": set_dir / naming.set_product_name(set_dir.name, "beam")}
     _write_like(run.products["image"], products["image-pb"], corrected)
     _write_like(run.products["image"], products["beam"], beam.astype(np.float32), unit="")
-    provenance = _provenance(store, ms, row, run, grid, options)
+    provenance = _provenance(made_from, run, grid, options)
     for path in products.values():
         stamp(path, provenance, _finite(quality.as_dict()))
     png = quicklook_png(corrected, wcs, restoring, quality.rms_jy,
-                        f"{group_iso}  rms {quality.rms_jy * 1e3:.2f} mJy/beam  "
+                        f"{made_from.group_id}  rms {quality.rms_jy * 1e3:.2f} mJy/beam  "
                         f"peak {quality.peak_jy:.3g} Jy  DR {quality.dynamic_range:.0f}")
-    quicklook = set_dir / naming.image_product_name(group_iso, "quicklook")
+    quicklook = set_dir / naming.set_product_name(set_dir.name, "quicklook")
     quicklook.write_bytes(png)
     products["quicklook"] = quicklook
     seconds["quality"] = time.perf_counter() - lap - seconds["beam"]
-    return ImageOutcome(group_iso, set_dir, products, quality, provenance, grid, png, seconds=seconds)
+    return ImageOutcome(made_from.group_id, set_dir, products, quality, provenance, grid, png,
+                        seconds=seconds)
 
 
 def _run_imager(ms: Path, prefix: Path, grid: ImageGrid, options: ImagingOptions,
@@ -161,16 +204,15 @@ def _run_imager(ms: Path, prefix: Path, grid: ImageGrid, options: ImagingOptions
     return run_wsclean(command, prefix, options.timeout_s)
 
 
-def _provenance(store: StateStore, ms: Path, row, run: ImagerRun, grid: ImageGrid,
+def _provenance(made_from: ImageSource, run: ImagerRun, grid: ImageGrid,
                 options: ImagingOptions) -> Provenance:
-    raw = tuple(p.name for p in group_member_files(store, row["group_id"]))
-    tables = tuple(json.loads(row["cal_tables"] or "[]"))
     parameters = {"size": grid.size, "cell_arcsec": grid.cell_arcsec, "field_deg": round(grid.field_deg, 3),
                   "weighting": options.weighting, "robust": options.robust, "niter": options.niter,
                   "mgain": options.mgain, "auto_mask": options.auto_mask,
                   "auto_threshold": options.auto_threshold, "pb_limit": options.pb_limit,
                   "data_column": options.data_column, "beam": options.beam_model or "airy-4.65m"}
-    return Provenance(row["group_id"], str(ms), raw, tables, options.imager,
+    return Provenance(made_from.group_id, str(made_from.ms), made_from.raw_files,
+                      made_from.cal_tables, options.imager,
                       imager_version(options.imager), contimg_version(), parameters, run.command)
 
 
@@ -212,8 +254,6 @@ def _finite(figures: dict) -> dict:
 
 def _workspace_bytes(ms: Path) -> int:
     """Room for WSClean's reordered visibilities (≈ the MS's DATA) plus the products."""
-    from casacore import tables
-
     with tables.table(str(ms), ack=False) as main:
         rows = main.nrows()
         cell = main.getcell("DATA", 0).shape
