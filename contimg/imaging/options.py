@@ -3,11 +3,12 @@
 Defaults are the telescope pipeline's (Briggs 0, niter 1000, auto-mask 3, auto-threshold
 0.5, PB limit 0.2) over a 3.5° field, except mgain 0.9 instead of 0.8: on a full group
 with a 5 Jy source in the field WSClean needed 4 major cycles at 0.8 and 3 at 0.9 (57.0 s
-and 46.5 s at gridder accuracy 1e-3), with the same residual rms (0.535 / 0.536 mJy). The pixel size comes from the longest
-baseline unless set: 0.4 λ/B_max at the top of the band, ≈ 6″ for DSA-110 (λ/B_max ≈ 15″,
-while the restoring beam is ≈ 60″ × 18″ — the array's uv coverage is far from round — so
-6″ is a fifth of the beam's geometric mean and a third of its minor axis); the image size
-is then the field over the cell (≈ 2066² for 3.5°).
+and 46.5 s at gridder accuracy 1e-3), with the same residual rms (0.535 / 0.536 mJy).
+The pixel size comes from the longest baseline unless set: 0.4 λ/B_max at the top of the
+band, ≈ 6″ for DSA-110 (λ/B_max ≈ 15″, while the restoring beam is ≈ 60″ × 18″ — the
+array's uv coverage is far from round — so 6″ is a fifth of the beam's geometric mean
+and a third of its minor axis); the image size is then the field over the cell (≈ 2066²
+for 3.5°).
 """
 
 from __future__ import annotations
