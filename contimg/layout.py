@@ -47,6 +47,8 @@ SETTINGS: tuple[PathSetting, ...] = (
     PathSetting("CONTIMG_OUTPUT_DIR", "stage", "ms", "Measurement Sets and calibration tables"),
     PathSetting("CONTIMG_IMAGES_DIR", "stage", "images", "single-group images"),
     PathSetting("CONTIMG_MOSAICS_DIR", "stage", "mosaics", "mosaic images"),
+    PathSetting("CONTIMG_PHOTOMETRY_DIR", "stage", "photometry",
+                "source measurements (Parquet, date=YYYY-MM-DD/) and light curves"),
     PathSetting("CONTIMG_STATIC_DIR", "stage", "static", "beam model, catalogues, imaging config"),
     PathSetting("CONTIMG_TMP_DIR", "stage", "tmp", "transient files (staging, parts, cache)"),
     PathSetting("CONTIMG_ARCHIVE_DIR", "stage", "archive", "long-term storage staging"),
@@ -70,6 +72,7 @@ class StorageLayout:
     ms_dir = property(lambda self: self.paths["CONTIMG_OUTPUT_DIR"])
     images_dir = property(lambda self: self.paths["CONTIMG_IMAGES_DIR"])
     mosaics_dir = property(lambda self: self.paths["CONTIMG_MOSAICS_DIR"])
+    photometry_dir = property(lambda self: self.paths["CONTIMG_PHOTOMETRY_DIR"])
     static_dir = property(lambda self: self.paths["CONTIMG_STATIC_DIR"])
     tmp_dir = property(lambda self: self.paths["CONTIMG_TMP_DIR"])
     archive_dir = property(lambda self: self.paths["CONTIMG_ARCHIVE_DIR"])
@@ -89,6 +92,11 @@ class StorageLayout:
     def image_set_dir(self, moment: object) -> Path:
         """`images/YYYY-MM-DD/<ts>.img/`: one group's image products."""
         return self.images_dir / naming.date_dir(moment) / naming.image_set_name(moment)  # type: ignore[arg-type]
+
+    def mosaic_set_dir(self, kind: str, moment: object) -> Path:
+        """`mosaics/{hourly,daily}/YYYY-MM-DD/<name>.mosaic/`: one mosaic's products."""
+        return (self.mosaics_dir / kind / naming.date_dir(moment)  # type: ignore[arg-type]
+                / naming.mosaic_set_name(kind, moment))  # type: ignore[arg-type]
 
     def database_path(self, name: str) -> Path:
         """Path of a state database, e.g. `ingest` -> state/ingest.sqlite3."""

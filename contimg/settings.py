@@ -191,6 +191,17 @@ SPECS: tuple[Spec, ...] = (
          "system equivalent flux density for the radiometer-equation noise", positive=True),
     Spec("CONTIMG_IMAGE_NOISE_WARN_RATIO", "imaging", "float", 2.0,
          "WARN when the image rms exceeds the radiometer expectation by this factor", positive=True),
+    # mosaics
+    Spec("CONTIMG_PARTITIONS_START", "mosaics", "text", "2025-10-01",
+         "first day (YYYY-MM-DD, UTC) of the hourly and daily mosaic partitions"),
+    Spec("CONTIMG_MOSAIC_BEAM_CUTOFF", "mosaics", "float", 0.2,
+         "mosaic pixels whose combined beam is below this are blanked", positive=True, maximum=1.0),
+    Spec("CONTIMG_MOSAIC_GRACE_MIN", "mosaics", "float", 10.0,
+         "an hour (day) is mosaicked once the data are this far past its end, or no image "
+         "has come for this long"),
+    Spec("CONTIMG_DAILY_MOSAIC_CELL_FACTOR", "mosaics", "int", 4,
+         "the daily mosaic's cell in image cells (the hourly mosaics' pixels averaged in blocks)",
+         minimum=1, maximum=16),
 )
 SECTIONS = sorted({spec.section for spec in SPECS})
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -362,10 +373,23 @@ def _expect(spec: Spec) -> str:
 SOLINT = re.compile(r"inf|int|[0-9]+(\.[0-9]+)?(s|min)")
 
 
+def _is_date(text: str) -> bool:
+    """A real calendar date written YYYY-MM-DD."""
+    from datetime import datetime
+
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").strftime("%Y-%m-%d") == text
+    except ValueError:
+        return False
+
+
 def _check_relations(values: Mapping[str, object]) -> None:
     if not SOLINT.fullmatch(str(values["CONTIMG_CAL_GAIN_SOLINT"])):
         raise SettingsError(f"CONTIMG_CAL_GAIN_SOLINT={values['CONTIMG_CAL_GAIN_SOLINT']!r} is not a "
                             "solution interval. Fix: use inf, int, seconds (60s) or minutes (2min).")
+    if not _is_date(str(values["CONTIMG_PARTITIONS_START"])):
+        raise SettingsError(f"CONTIMG_PARTITIONS_START={values['CONTIMG_PARTITIONS_START']!r} is not a "
+                            "date. Fix: write YYYY-MM-DD (quoted in TOML), e.g. 2025-10-01.")
     if values["CONTIMG_DISK_ERROR_FREE_GB"] > values["CONTIMG_DISK_WARN_FREE_GB"]:  # type: ignore[operator]
         raise SettingsError("CONTIMG_DISK_ERROR_FREE_GB must not exceed CONTIMG_DISK_WARN_FREE_GB. "
                             "Fix: lower the error threshold or raise the warning one.")

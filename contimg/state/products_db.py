@@ -295,3 +295,83 @@ def newest_created(store: StateStore) -> tuple[str | None, str | None]:
     ms = store.query("products", "SELECT max(created) FROM ms_index WHERE status = 'converted'")
     image = store.query("products", "SELECT max(created) FROM images WHERE status = 'ready'")
     return ms[0][0], image[0][0]
+
+
+# -- mosaics (contimg.mosaics.stage) ---------------------------------------------------
+
+
+def images_between(store: StateStore, start_mjd: float, end_mjd: float) -> list[sqlite3.Row]:
+    """Current group images whose mid time is in [start_mjd, end_mjd), oldest first: per
+    group the apparent image's path, its drift-averaged beam and residual beside it, the
+    robust rms and restoring beam, and when the set was made."""
+    return store.query(
+        "products",
+        "SELECT i.group_id, i.image_set, i.path AS image_path, b.path AS beam_path,"
+        " r.path AS residual_path, i.mid_mjd, i.rms_jy, i.bmaj_arcsec, i.bmin_arcsec, i.bpa_deg,"
+        " i.created FROM images i"
+        " JOIN images b ON b.image_set = i.image_set AND b.kind = 'beam' AND b.status = 'ready'"
+        " LEFT JOIN images r ON r.image_set = i.image_set AND r.kind = 'residual'"
+        " AND r.status = 'ready'"
+        " WHERE i.kind = 'image' AND i.status = 'ready' AND i.mid_mjd >= ? AND i.mid_mjd < ?"
+        " ORDER BY i.mid_mjd", (start_mjd, end_mjd))
+
+
+def image_times_since(store: StateStore, start_mjd: float) -> list[sqlite3.Row]:
+    """(mid_mjd, created) of every current group image from `start_mjd` on (indexed by
+    time): what the mosaic sensor groups into hours and days."""
+    return store.query("products", "SELECT mid_mjd, created FROM images WHERE kind = 'image'"
+                                    " AND status = 'ready' AND mid_mjd >= ? ORDER BY mid_mjd",
+                       (start_mjd,))
+
+
+def newest_image_mjd(store: StateStore) -> float | None:
+    """Mid time (MJD) of the newest current group image: the mosaics' data clock."""
+    return store.query("products", "SELECT max(mid_mjd) FROM images WHERE kind = 'image'"
+                                   " AND status = 'ready'")[0][0]
+
+
+def record_mosaic(store: StateStore, *, name: str, kind: str, set_dir: Path, image: Path,
+                  noise: Path, weight: Path, start_mjd: float, end_mjd: float,
+                  members: list[dict], quality: dict[str, object],
+                  superseded: tuple[Path, Path] | None = None) -> None:
+    """The row of one mosaic (its image's path; noise and weight beside it; the members
+    as JSON), in one transaction with the audit rows; the row of a mosaic set aside by a
+    re-make follows it (status superseded, its name suffixed: names are unique)."""
+    conn = store.connection("products")
+    quality_json = json.dumps({k: v if not isinstance(v, float) or math.isfinite(v) else None
+                               for k, v in quality.items()})
+    newest = max((str(m.get("created") or "") for m in members), default="")
+    with write_transaction(conn):
+        if superseded is not None:
+            old, aside = (str(p) for p in superseded)
+            conn.execute("UPDATE mosaics SET status = 'superseded', name = name || ? || id,"
+                         " set_dir = ?, path = ? || substr(path, length(?) + 1),"
+                         " noise_path = ? || substr(noise_path, length(?) + 1),"
+                         " weight_path = ? || substr(weight_path, length(?) + 1)"
+                         " WHERE set_dir = ? AND status = 'ready'",
+                         ("@superseded-", aside, aside, old, aside, old, aside, old, old))
+            record_move(conn, old, aside, action="supersede", actor="mosaics", reason="re-made")
+        record_move(conn, "(workspace)", set_dir, action="move", actor="mosaics",
+                    reason=f"{kind} mosaic")
+        conn.execute(
+            "INSERT INTO mosaics (name, path, start_mjd, end_mjd, status, created, kind, set_dir,"
+            " noise_path, weight_path, members, n_members, newest_member, min_noise_jy,"
+            " median_noise_jy, quality) VALUES (?, ?, ?, ?, 'ready', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (name, str(image), start_mjd, end_mjd, utc_now(), kind, str(set_dir), str(noise),
+             str(weight), json.dumps(members), len(members), newest, quality.get("min_noise_jy"),
+             quality.get("median_noise_jy"), quality_json))
+
+
+def mosaics_between(store: StateStore, kind: str, start_mjd: float,
+                    end_mjd: float) -> list[sqlite3.Row]:
+    """Current mosaics of a kind whose window starts in [start_mjd, end_mjd), oldest first."""
+    return store.query("products", "SELECT * FROM mosaics WHERE kind = ? AND status = 'ready'"
+                                   " AND start_mjd >= ? AND start_mjd < ? ORDER BY start_mjd",
+                       (kind, start_mjd, end_mjd))
+
+
+def mosaic_record(store: StateStore, name: str) -> sqlite3.Row | None:
+    """The current row of a mosaic by name (`YYYY-MM-DDTHH` or `YYYY-MM-DD`), or None."""
+    rows = store.query("products", "SELECT * FROM mosaics WHERE name = ? AND status = 'ready'",
+                       (name,))
+    return rows[0] if rows else None

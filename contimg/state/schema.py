@@ -188,6 +188,19 @@ MIGRATIONS: dict[str, list[str]] = {
         ALTER TABLE images ADD COLUMN provenance TEXT;
         CREATE INDEX images_set ON images(image_set);
         """,
+        """
+        ALTER TABLE mosaics ADD COLUMN kind TEXT CHECK (kind IN ('hourly','daily'));
+        ALTER TABLE mosaics ADD COLUMN set_dir TEXT;
+        ALTER TABLE mosaics ADD COLUMN noise_path TEXT;
+        ALTER TABLE mosaics ADD COLUMN weight_path TEXT;
+        ALTER TABLE mosaics ADD COLUMN members TEXT;
+        ALTER TABLE mosaics ADD COLUMN n_members INTEGER;
+        ALTER TABLE mosaics ADD COLUMN newest_member TEXT;
+        ALTER TABLE mosaics ADD COLUMN min_noise_jy REAL;
+        ALTER TABLE mosaics ADD COLUMN median_noise_jy REAL;
+        ALTER TABLE mosaics ADD COLUMN quality TEXT;
+        CREATE INDEX mosaics_window ON mosaics(kind, status, start_mjd);
+        """,
     ],
     "master_sources": [
         """
