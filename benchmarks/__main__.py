@@ -1,4 +1,4 @@
-"""`contimg bench {conversion,sensor,partitions,calibration,arrival}` (or `python -m benchmarks
+"""`contimg bench {conversion,sensor,partitions,calibration,arrival,mosaic}` (or `python -m benchmarks
 ...`): the performance targets, measured."""
 
 from __future__ import annotations
@@ -33,7 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     arr.add_argument("--size", default="full", help="simulator size preset")
     arr.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench"),
                      help="where to simulate (reused when present) and run the platform")
+    mos = which.add_parser("mosaic", help="an hourly mosaic of 12 images beside a per-image loop")
+    mos.add_argument("--size", default="full", choices=("full", "small", "tiny"),
+                     help="image side: full 2070^2, small 768^2, tiny 256^2 (a 3.5 deg field)")
+    mos.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench"),
+                     help="where the synthesized images are written (reused when present)")
     args = parser.parse_args(argv)
+    if args.benchmark == "mosaic":
+        from benchmarks.mosaic import run
+
+        return run(args.size, args.work)
     if args.benchmark == "arrival":
         from benchmarks.arrival import bench_arrival
 

@@ -177,7 +177,7 @@ def write_products(set_dir: Path, kind: str, moment: datetime, planes: MosaicPla
         header[key] = value
     header["MOSKIND"] = (kind, "hourly or daily mosaic")
     header["MOSNAME"] = naming.mosaic_name(kind, moment)
-    header["MOSSREF"] = (planes.sigma_ref, "[Jy/beam] median member noise (blanking reference)")
+    header["MOSSREF"] = (planes.sigma_ref, "median member noise, Jy/beam")
     header["MOSCUT"] = (planes.cutoff, "NaN where MOSSREF*sqrt(W) < MOSCUT")
     header["NMEMBERS"] = len(planes.members)
     header["METHOD"] = ("linear, beam and noise weighted", "see HISTORY")
