@@ -173,3 +173,14 @@ def mosaic_product_name(kind: str, moment: datetime | str, product: str) -> str:
     if product == "image":
         return f"{base}.fits"
     return f"{base}-{product}{'.png' if product == 'quicklook' else '.fits'}"
+
+
+def measurements_file(moment: datetime | str) -> str:
+    """One image's source measurements: `date=YYYY-MM-DD/<group id>.parquet` under
+    `photometry/measurements/` (Hive-style, so DuckDB reads the date as a column)."""
+    return f"date={date_dir(moment)}/{group_id(moment)}.parquet"
+
+
+def light_curve_name(source_name: str) -> str:
+    """A light-curve picture's file name: the source name made safe for file systems."""
+    return re.sub(r"[^A-Za-z0-9+.-]", "_", source_name) + ".png"

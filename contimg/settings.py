@@ -202,6 +202,22 @@ SPECS: tuple[Spec, ...] = (
     Spec("CONTIMG_DAILY_MOSAIC_CELL_FACTOR", "mosaics", "int", 4,
          "the daily mosaic's cell in image cells (the hourly mosaics' pixels averaged in blocks)",
          minimum=1, maximum=16),
+    # photometry and variability
+    Spec("CONTIMG_DETECTION_SIGMA", "photometry", "float", 5.0,
+         "blind detections: islands above this many times the local rms", positive=True),
+    Spec("CONTIMG_PHOTOMETRY_BOX_PX", "photometry", "int", 128,
+         "background/noise box side in pixels", minimum=16),
+    Spec("CONTIMG_MASTER_STRIP_HALF_WIDTH_DEG", "photometry", "float", 3.0,
+         "master_sources is seeded from the catalogue within this of the pointing declination",
+         positive=True, maximum=30.0),
+    Spec("CONTIMG_VARIABILITY_VS", "photometry", "float", 4.3,
+         "a pair of measurements this many sigma apart (|Vs|) ...", positive=True),
+    Spec("CONTIMG_VARIABILITY_M", "photometry", "float", 0.26,
+         "... whose modulation index |m| is at least this makes a candidate", positive=True),
+    Spec("CONTIMG_VARIABILITY_SIGMA", "photometry", "float", 3.0,
+         "or eta and V both this many sigma above their (log) distributions", positive=True),
+    Spec("CONTIMG_VARIABILITY_MIN_EPOCHS", "photometry", "int", 3,
+         "sources with fewer measurements are not judged", minimum=2),
 )
 SECTIONS = sorted({spec.section for spec in SPECS})
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")

@@ -8,6 +8,7 @@ import numpy as np
 
 from contimg.catalogs.nvss import CatalogSource
 from contimg.catalogs.vlacals import find_calibrator
+from contimg.simulation.variability import LightCurve
 
 REFERENCE_FREQ_HZ = 1.4e9
 
@@ -21,6 +22,13 @@ class PointSource:
     dec_deg: float
     flux_jy: float
     spectral_index: float = -0.7
+    light_curve: LightCurve | None = None  # steady when None
+
+    def flux_factor(self, mjd: np.ndarray) -> np.ndarray:
+        """The light curve's factor at those times (1 for a steady source)."""
+        if self.light_curve is None:
+            return np.ones(np.shape(mjd))
+        return self.light_curve.factor(mjd)
 
     def flux_at(self, freq_hz: np.ndarray) -> np.ndarray:
         """Flux density (Jy) at the given frequencies."""
@@ -72,5 +80,7 @@ def strip_sources(rng: np.random.Generator, ra_start_deg: float, ra_span_deg: fl
 
 
 def as_catalog(sources: list[PointSource]) -> list[CatalogSource]:
-    """Catalogue entries (NVSS-format rows) for simulated sources."""
-    return [CatalogSource(s.ra_deg, s.dec_deg, s.flux_jy) for s in sources]
+    """Catalogue entries (NVSS-format rows) for simulated sources; a transient is in no
+    catalogue made before it appeared."""
+    return [CatalogSource(s.ra_deg, s.dec_deg, s.flux_jy) for s in sources
+            if s.light_curve is None or s.light_curve.kind != "transient"]

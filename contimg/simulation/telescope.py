@@ -36,11 +36,13 @@ from contimg.simulation.sky import (
     field_sources,
     strip_sources,
 )
+from contimg.simulation.variability import VariabilityRequest, variable_sky
 from contimg.simulation.visibilities import model_visibilities, source_geometry
 from contimg.timeutil import datetime_to_mjd
 
 DEFAULT_START = datetime(2025, 10, 13, 13, 28, 3, tzinfo=UTC)
 DEFAULT_DEC_DEG = 55.0
+SIDEREAL_DAY_S = 86164.0905
 LAYOUTS = ("correlator", "pyuvdata")  # the telescope writer's, or pyuvdata's write_uvh5
 
 
@@ -65,6 +67,8 @@ class SimulationRequest:
     sources: tuple[PointSource, ...] | None = None  # this sky instead of a random one
     rfi: bool = False  # add RFI (contimg.simulation.rfi) and save its truth `<group>_rfi.npz`
     first_index: int = 0  # index of the first group in a longer run (noise, jitter, RFI draws)
+    days: int = 1  # the same n_groups (same sidereal times) on this many sidereal days
+    variability: VariabilityRequest | None = None  # add a flare, a sinusoid and a transient
 
     @property
     def truth_path(self) -> Path:
@@ -101,6 +105,8 @@ def simulate(request: SimulationRequest) -> list[SimulatedGroup]:
         raise ValueError(f"unknown layout {request.layout!r}; choose one of {LAYOUTS}")
     if request.n_groups < 1:
         raise ValueError(f"--groups must be at least 1, got {request.n_groups}")
+    if request.days < 1:
+        raise ValueError(f"--days must be at least 1, got {request.days}")
     preset = inst.PRESETS[request.size]
     calibrator = calibrator_source(request.calibrator) if request.calibrator else None
     dec_deg = _pointing_dec(request, calibrator)
@@ -113,11 +119,12 @@ def simulate(request: SimulationRequest) -> list[SimulatedGroup]:
     out_dir = Path(request.out_dir)
     request.truth_path.mkdir(parents=True, exist_ok=True)
     groups = []
-    for index in range(request.n_groups):
-        group_start = start + timedelta(seconds=index * inst.GROUP_DURATION_S)
-        groups.append(_write_group(request, request.first_index + index, group_start, dec_deg,
-                                   stations, sky,
-                                   corruptions, all_freqs, out_dir))
+    for day in range(request.days):
+        for index in range(request.n_groups):
+            group_start = start + timedelta(seconds=day * SIDEREAL_DAY_S + index * inst.GROUP_DURATION_S)
+            groups.append(_write_group(request, request.first_index + day * request.n_groups + index,
+                                       group_start, dec_deg, stations, sky, corruptions, all_freqs,
+                                       out_dir))
     return groups
 
 
@@ -158,9 +165,21 @@ def _sky(request: SimulationRequest, n_field: int, start: datetime, dec_deg: flo
     exactly the sources the request names)."""
     if request.sources is not None:
         return list(request.sources)
-    rng = np.random.default_rng([request.seed, 1])
     lst0 = Time(start).sidereal_time("apparent", longitude=inst.SITE_LON_DEG).degree
-    span_deg = request.n_groups * inst.GROUP_DURATION_S / 86164.0905 * 360.0
+    span_deg = request.n_groups * inst.GROUP_DURATION_S / SIDEREAL_DAY_S * 360.0
+    sky = _steady_sky(request, n_field, lst0, span_deg, dec_deg, calibrator)
+    if request.variability is None:
+        return sky
+    start_mjd = datetime_to_mjd(start)
+    end_mjd = start_mjd + ((request.days - 1) * SIDEREAL_DAY_S
+                           + request.n_groups * inst.GROUP_DURATION_S) / 86400.0
+    return variable_sky(sky, request.variability, ((lst0 + span_deg / 2) % 360.0, dec_deg),
+                        start_mjd, end_mjd)
+
+
+def _steady_sky(request: SimulationRequest, n_field: int, lst0: float, span_deg: float,
+                dec_deg: float, calibrator: PointSource | None) -> list[PointSource]:
+    rng = np.random.default_rng([request.seed, 1])
     if request.n_groups > 2:
         # A long run drifts along a strip: the same density of sources in every group's
         # field (a circle around the middle would leave the ends nearly empty).
@@ -260,8 +279,9 @@ def _write_truth(request, start, dec_deg, stations, geometry, uvd, gains, bandpa
     sources = []
     for geo in geometry:
         beam = airy_power(geo.pointing_offset_rad[:, None], all_freqs[None, :], inst.DISH_DIAMETER_M)
-        apparent = float(np.mean(beam * geo.source.flux_at(all_freqs)[None, :]))
-        sources.append({**geo.source.as_dict(), "mean_apparent_flux_jy": apparent})
+        apparent = float(np.mean(beam * geo.flux_factor[:, None] * geo.source.flux_at(all_freqs)[None, :]))
+        sources.append({**geo.source.as_dict(), "mean_apparent_flux_jy": apparent,
+                        "mean_flux_factor": float(np.mean(geo.flux_factor))})
     truth = {
         "group_id": naming.iso_timestamp(start),
         "start_utc": start.isoformat(),

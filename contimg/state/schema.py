@@ -215,6 +215,30 @@ MIGRATIONS: dict[str, list[str]] = {
         );
         CREATE INDEX sources_position ON sources(dec_deg, ra_deg);
         """,
+        """
+        ALTER TABLE sources ADD COLUMN is_new INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE sources ADD COLUMN first_group TEXT;
+        ALTER TABLE sources ADD COLUMN first_mjd REAL;
+        ALTER TABLE sources ADD COLUMN n_measurements INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE sources ADD COLUMN mean_flux_jy REAL;
+        ALTER TABLE sources ADD COLUMN wmean_flux_jy REAL;
+        ALTER TABLE sources ADD COLUMN eta REAL;
+        ALTER TABLE sources ADD COLUMN v REAL;
+        ALTER TABLE sources ADD COLUMN chi2_nu REAL;
+        ALTER TABLE sources ADD COLUMN vs_max REAL;
+        ALTER TABLE sources ADD COLUMN m_at_vs_max REAL;
+        ALTER TABLE sources ADD COLUMN is_candidate INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE sources ADD COLUMN stats_until TEXT;
+        ALTER TABLE sources ADD COLUMN backfilled INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE seeded_strips (
+            id INTEGER PRIMARY KEY,
+            catalog TEXT NOT NULL,
+            dec_min REAL NOT NULL,
+            dec_max REAL NOT NULL,
+            added INTEGER NOT NULL,
+            created TEXT NOT NULL
+        );
+        """,
     ],
 }
 

@@ -1,0 +1,1 @@
+"""Photometry: forced and blind measurements of every image, master sources, variability."""

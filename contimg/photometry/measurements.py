@@ -1,0 +1,57 @@
+"""Source measurements as Parquet: one file per image, `photometry/measurements/
+date=YYYY-MM-DD/<group>.parquet`, written whole (a temporary name, then one rename), so a
+reader never sees half a file and a re-measured image replaces its own file only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from contimg import naming
+
+SCHEMA = pa.schema([
+    ("source_id", pa.int64()), ("source_name", pa.string()), ("group_id", pa.string()),
+    ("mid_mjd", pa.float64()), ("ra_deg", pa.float64()), ("dec_deg", pa.float64()),
+    ("flux_jy", pa.float64()), ("flux_err_jy", pa.float64()), ("local_rms_jy", pa.float64()),
+    ("pb", pa.float64()), ("snr", pa.float64()), ("is_new", pa.bool_()), ("flags", pa.int8()),
+    ("image_path", pa.string()),
+])
+
+
+def measurements_root(photometry_dir: Path) -> Path:
+    """Where the Parquet files live."""
+    return Path(photometry_dir) / "measurements"
+
+
+def measurements_path(photometry_dir: Path, group_id: str) -> Path:
+    """The Parquet file of one group's image."""
+    return measurements_root(photometry_dir) / naming.measurements_file(group_id)
+
+
+def measurements_glob(photometry_dir: Path) -> str:
+    """The pattern DuckDB reads every measurement through."""
+    return str(measurements_root(photometry_dir) / "date=*" / "*.parquet")
+
+
+def write_measurements(path: Path, columns: dict[str, np.ndarray | list]) -> Path:
+    """Write (or replace) one image's measurements atomically."""
+    table = pa.table({field.name: pa.array(columns[field.name], type=field.type) for field in SCHEMA},
+                     schema=SCHEMA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    pq.write_table(table, partial)
+    os.replace(partial, path)
+    return path
+
+
+def read_measurements(path: Path) -> dict[str, np.ndarray]:
+    """One file's columns as arrays (empty arrays when the file does not exist)."""
+    if not path.exists():
+        return {field.name: np.array([], dtype=object if pa.types.is_string(field.type) else None)
+                for field in SCHEMA}
+    table = pq.read_table(path)
+    return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
