@@ -50,9 +50,10 @@ bandpass_solution_job = define_asset_job("bandpass_solution_job", selection=["ba
 gain_solution_job = define_asset_job("gain_solution_job", selection=["gain_solution"],
                                      executor_def=in_process_executor,
                                      description="Solve the hour's gains.")
-calibrate_group_job = define_asset_job("calibrate_group_job", selection=["calibrated_ms", "image"],
+calibrate_group_job = define_asset_job("calibrate_group_job",
+                                       selection=["calibrated_ms", "image", "photometry"],
                                        executor_def=in_process_executor,
-                                       description="Apply calibration to one group and image it.")
+                                       description="Apply calibration to one group, image and measure it.")
 
 
 @dataclass(frozen=True)

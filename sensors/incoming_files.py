@@ -37,7 +37,8 @@ LIVE_RUN_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED,
 # calibration assets"). A group without valid tables leaves calibrated_ms unmaterialised.
 convert_group_job = define_asset_job(
     "convert_group_job",
-    selection=AssetSelection.assets("uvh5_group", "measurement_set", "calibrated_ms", "image"),
+    selection=AssetSelection.assets("uvh5_group", "measurement_set", "calibrated_ms", "image",
+                                    "photometry"),
     executor_def=in_process_executor,
     description="Validate one observation group, convert it to a Measurement Set, calibrate "
                 "and image it (one run, one process).",

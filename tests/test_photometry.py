@@ -1,0 +1,135 @@
+"""Photometry and variability pieces on synthetic data with known answers: the forced
+estimator and its correlated-noise error, the DuckDB figures against a numpy reference,
+master_sources seeding, the simulator's light curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import fftconvolve
+
+from contimg.photometry.forced import RestoringBeam, forced_fluxes
+from contimg.photometry.measurements import SCHEMA, measurements_glob, measurements_path, write_measurements
+from contimg.photometry.variability import Thresholds, variability_statistics
+from contimg.simulation.variability import LightCurve, VariabilityRequest
+from contimg.state import StateStore, master_sources_db
+
+BEAM = RestoringBeam(major_px=9.0, minor_px=4.5, pa_rad=np.radians(30.0))
+
+
+def _correlated_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """An image's noise: its autocorrelation is the (dirty ≈ restoring) beam, so white
+    noise convolved with the beam narrowed by √2, scaled to rms `sigma`."""
+    narrow = RestoringBeam(BEAM.major_px / np.sqrt(2), BEAM.minor_px / np.sqrt(2), BEAM.pa_rad)
+    half = BEAM.half_size
+    offsets = np.arange(-half, half + 1)
+    kernel = narrow.kernel(offsets[None, :], offsets[:, None])
+    noise = fftconvolve(rng.standard_normal(shape), kernel, mode="same")
+    return noise / noise.std() * sigma
+
+
+def test_forced_flux_is_unbiased_and_its_error_matches_the_scatter():
+    rng = np.random.default_rng(1)
+    sigma, flux, shape = 1e-3, 20e-3, (160, 160)
+    x0, y0 = 80.3, 79.6
+    rows, cols = np.indices(shape)
+    source = flux * BEAM.kernel(cols - x0, rows - y0)
+    background, rms, pb = np.zeros(shape), np.full(shape, sigma), np.full(shape, 0.5)
+    fluxes, errors = [], []
+    for _ in range(300):
+        image = source + _correlated_noise(rng, shape, sigma)
+        out = forced_fluxes(image, background, rms, pb, BEAM, np.array([x0]), np.array([y0]))
+        fluxes.append(out.flux_jy[0])
+        errors.append(out.error_jy[0])
+    fluxes, errors = np.array(fluxes), np.array(errors)
+    # PB 0.5: the apparent 20 mJy is a 40 mJy source.
+    assert np.mean(fluxes) == pytest.approx(2 * flux, rel=0.01)
+    scatter = np.std(fluxes, ddof=1) / np.mean(errors)
+    naive = (sigma / np.sqrt((BEAM.kernel(cols - x0, rows - y0) ** 2).sum())) / 0.5
+    print(f"scatter / reported error {scatter:.3f}; naive error would be {naive / np.mean(errors):.2f}x")
+    assert 0.85 < scatter < 1.15
+    assert naive < 0.5 * np.mean(errors)  # the white-noise formula would claim far too much
+
+
+def test_a_position_on_blanked_pixels_is_flagged_not_measured():
+    shape = (64, 64)
+    image = np.zeros(shape)
+    image[:, :20] = np.nan
+    out = forced_fluxes(image, np.zeros(shape), np.ones(shape), np.ones(shape), BEAM,
+                        np.array([10.0, 30.0, 200.0]), np.array([30.0, 30.0, 30.0]))
+    assert np.isnan(out.flux_jy[0]) and out.flags[0] == 1  # on the blank
+    assert np.isfinite(out.flux_jy[1]) and out.flags[1] == 1  # cut-out touches it
+    assert np.isnan(out.flux_jy[2]) and out.flags[2] == 1  # off the image
+
+
+def _write_epochs(tmp_path, fluxes: np.ndarray, errors: np.ndarray) -> str:
+    """fluxes/errors (epoch, source) as one Parquet file per epoch."""
+    for epoch in range(fluxes.shape[0]):
+        group = f"2025-10-{13 + epoch // 24:02d}T{epoch % 24:02d}:00:00"
+        n = fluxes.shape[1]
+        columns = {f.name: np.zeros(n) for f in SCHEMA}
+        columns |= {"source_id": np.arange(n), "source_name": [f"s{i}" for i in range(n)],
+                    "group_id": [group] * n, "mid_mjd": np.full(n, 60961.0 + epoch / 24),
+                    "flux_jy": fluxes[epoch], "flux_err_jy": errors[epoch], "is_new": np.zeros(n, bool),
+                    "flags": np.zeros(n, np.int8), "image_path": [""] * n}
+        write_measurements(measurements_path(tmp_path, group), columns)
+    return measurements_glob(tmp_path)
+
+
+def test_duckdb_figures_equal_a_numpy_reference_and_pick_the_variables(tmp_path):
+    rng = np.random.default_rng(4)
+    n_epochs, n_sources = 20, 60
+    truth = rng.uniform(0.02, 0.2, n_sources)
+    errors = rng.uniform(0.8e-3, 1.2e-3, (n_epochs, n_sources))
+    fluxes = truth + rng.standard_normal((n_epochs, n_sources)) * errors
+    fluxes[10:, 0] += 0.1  # a step: a transient-like brightening
+    fluxes[:, 1] = truth[1] * (1 + 0.5 * np.sin(np.arange(n_epochs) / 3)) + errors[:, 1] * 0.1
+    table = variability_statistics(_write_epochs(tmp_path, fluxes, errors), 1e9, Thresholds())
+    w = 1 / errors**2
+    eta = (n_epochs / (n_epochs - 1)) * ((w * fluxes**2).mean(0) - (w * fluxes).mean(0) ** 2 / w.mean(0))
+    v = fluxes.std(0, ddof=1) / fluxes.mean(0)
+    hi, lo = fluxes.argmax(0), fluxes.argmin(0)
+    cols = np.arange(n_sources)
+    vs = (fluxes[hi, cols] - fluxes[lo, cols]) / np.hypot(errors[hi, cols], errors[lo, cols])
+    m = 2 * (fluxes[hi, cols] - fluxes[lo, cols]) / (fluxes[hi, cols] + fluxes[lo, cols])
+    np.testing.assert_allclose(table.eta, eta, rtol=1e-9)
+    np.testing.assert_allclose(table.v, v, rtol=1e-9)
+    np.testing.assert_allclose(table.vs, vs, rtol=1e-9)
+    np.testing.assert_allclose(table.m, m, rtol=1e-9)
+    assert table.candidate[0] and table.candidate[1]
+    assert table.candidate[2:].sum() <= 1, np.flatnonzero(table.candidate)
+
+
+def test_master_sources_are_seeded_once_and_a_new_source_once(tmp_path):
+    with StateStore(tmp_path) as store:
+        store.migrate_all()
+        kwargs = dict(catalog="nvss.tsv", names=["J1", "J2"], ra_deg=np.array([10.0, 11.0]),
+                      dec_deg=np.array([55.0, 56.0]), flux_jy=np.array([0.1, 0.2]),
+                      dec_min=52.0, dec_max=58.0)
+        assert master_sources_db.seed_strip(store, **kwargs) == 2
+        assert master_sources_db.strip_seeded(store, "nvss.tsv", 53.0, 57.0)
+        assert not master_sources_db.strip_seeded(store, "nvss.tsv", 50.0, 57.0)
+        assert master_sources_db.seed_strip(store, **kwargs) == 0
+        first = master_sources_db.add_new_source(store, name="DSA J3", ra_deg=12.0, dec_deg=55.0,
+                                                 flux_jy=0.05, group_id="g", mid_mjd=60961.0)
+        again = master_sources_db.add_new_source(store, name="DSA J3", ra_deg=12.0, dec_deg=55.0,
+                                                 flux_jy=0.06, group_id="h", mid_mjd=60962.0)
+        assert first == again
+        box = master_sources_db.sources_in_box(store, 350.0, 11.5, 54.0, 56.5)  # wraps through 0
+        assert box.names == ["J1", "J2", "DSA J3"][:2] and not box.is_new.any()
+        assert master_sources_db.sources_in_box(store, 11.5, 12.5, 54.0, 56.0).is_new.all()
+
+
+def test_light_curves_follow_their_definitions():
+    flare = LightCurve("flare", 100.0, amplitude=2.0, timescale_h=24.0)
+    assert flare.factor(100.0) == pytest.approx(3.0)
+    assert flare.factor(101.0) == pytest.approx(1 + 2 * np.exp(-1))
+    assert flare.factor(99.0) == pytest.approx(1 + 2 * np.exp(-4))  # rises 4x faster
+    transient = LightCurve("transient", 100.0)
+    assert list(transient.factor(np.array([99.99, 100.0, 101.0]))) == [0.0, 1.0, 1.0]
+    sine = LightCurve("sinusoid", 100.0, amplitude=0.5, timescale_h=48.0)
+    assert sine.factor(100.5) == pytest.approx(1.5)
+    curves = VariabilityRequest(transient_at=0.5).curves(100.0, 110.0)
+    assert curves["transient"].t0_mjd == pytest.approx(105.0)
+    with pytest.raises(ValueError, match="kind"):
+        LightCurve("wobble", 0.0)
