@@ -55,8 +55,13 @@ def bench_mosaic(size: str, work: Path) -> dict:
 
 
 def run(size: str, work: Path) -> int:
-    """The command: print the figures as one JSON line."""
-    print(json.dumps(bench_mosaic(size, work)))
+    """The command: the mosaic, photometry and variability figures as one JSON line."""
+    from benchmarks.photometry import bench_photometry, bench_variability
+
+    figures = bench_mosaic(size, work)
+    figures |= bench_photometry(size, work)
+    figures |= bench_variability(size, work)
+    print(json.dumps(figures))
     return 0
 
 

@@ -218,6 +218,9 @@ SPECS: tuple[Spec, ...] = (
          "or eta and V both this many sigma above their (log) distributions", positive=True),
     Spec("CONTIMG_VARIABILITY_MIN_EPOCHS", "photometry", "int", 3,
          "sources with fewer measurements are not judged", minimum=2),
+    Spec("CONTIMG_VARIABILITY_REFRESH_IMAGES", "photometry", "int", 12,
+         "while a day is under way, its variability pass is re-run every this many new images "
+         "(12: hourly at the telescope's cadence; 0: only once the day is over)"),
 )
 SECTIONS = sorted({spec.section for spec in SPECS})
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")

@@ -20,11 +20,23 @@ from contimg.catalogs.nvss import write_nvss_table
 from contimg.simulation import instrument
 from contimg.simulation.sky import as_catalog, calibrator_source
 from contimg.simulation.telescope import SimulationRequest, centred_start, simulate, survey_sky
+from contimg.simulation.variability import VariabilityRequest
 from resources import StorageLayoutResource
 
 DEMO_CALIBRATOR = "0834+555"
 CALIBRATOR_GROUP = 2  # the third demo group sees the calibrator transit
 DEMO_SEED = 7
+DEMO_VARIABLES_AT_GROUP = 12  # the flare, sinusoid and transient pass through groups ~10-14
+
+
+def demo_variability(n_groups: int) -> VariabilityRequest:
+    """Variable sources a demo shows within its first quarter hour of groups: placed on the
+    strip at group 12, varying on the time scale of the ~5 groups they are seen in (a
+    flare of 15 min, a sinusoid of 18 min, a transient appearing at group 12)."""
+    at = min(1.0, DEMO_VARIABLES_AT_GROUP / n_groups)
+    return VariabilityRequest(flare_flux_jy=0.3, flare_at=max(0.0, at - 0.4 / n_groups),
+                              flare_timescale_h=0.25, sinusoid_flux_jy=0.3, sinusoid_period_h=0.3,
+                              transient_flux_jy=0.3, transient_at=at, place_at=at)
 
 
 class DemoGroupConfig(Config):
@@ -42,11 +54,11 @@ def write_simulated_group(context: OpExecutionContext, config: DemoGroupConfig,
     layout = settings.layout.ensure()
     first = centred_start(calibrator_source(DEMO_CALIBRATOR).ra_deg) - timedelta(
         seconds=CALIBRATOR_GROUP * instrument.GROUP_DURATION_S)
+    n_groups = max(int(settings["CONTIMG_DEMO_MAX_GROUPS"]), config.group_index + 1)
     whole_run = SimulationRequest(
-        out_dir=layout.incoming_dir, size=config.size, start=first, seed=DEMO_SEED,
-        n_groups=max(int(settings["CONTIMG_DEMO_MAX_GROUPS"]), config.group_index + 1),
+        out_dir=layout.incoming_dir, size=config.size, start=first, seed=DEMO_SEED, n_groups=n_groups,
         calibrator=DEMO_CALIBRATOR, dec_deg=calibrator_source(DEMO_CALIBRATOR).dec_deg,
-        truth_dir=layout.tmp_dir / "demo-truth")
+        truth_dir=layout.tmp_dir / "demo-truth", variability=demo_variability(n_groups))
     sky = survey_sky(whole_run)
     _write_catalogue(resolve_catalog_path(str(settings["CONTIMG_NVSS_CATALOG"]), layout.static_dir),
                      sky)

@@ -2,8 +2,10 @@
 
 A day is due once the data's clock (the newest image's mid time) is past its end by
 CONTIMG_MOSAIC_GRACE_MIN, or once no image has been made for that long (the stream
-stopped). The run key holds the day's Parquet file count and newest modification time, so
-photometry added later (a late image, a backfill) requests the pass again.
+stopped); the run key holds the day's Parquet file count and newest modification time, so
+photometry added later (a late image, a backfill) requests the pass again. While a day is
+under way its pass runs every CONTIMG_VARIABILITY_REFRESH_IMAGES images (candidates and
+light curves an operator sees within the hour, not the next day).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ variability_job = define_asset_job("variability_job", selection=["variability"],
 
 
 def plan_variability(store: StateStore, photometry_dir: Path, *, grace_s: float,
-                     now: float | None = None) -> list[tuple[str, str]]:
+                     refresh_images: int = 0, now: float | None = None) -> list[tuple[str, str]]:
     """(partition, run key) of each day due now."""
     clock_mjd = products_db.newest_image_mjd(store)
     if clock_mjd is None:
@@ -54,10 +56,12 @@ def plan_variability(store: StateStore, photometry_dir: Path, *, grace_s: float,
         if not files or day.isoformat() < PARTITIONS_START:
             continue
         end = clock.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=back - 1)
-        if not (clock >= end + timedelta(seconds=grace_s) or stalled):
-            continue
-        newest = max(int(f.stat().st_mtime) for f in files)
-        requests.append((day.isoformat(), f"variability-{day.isoformat()}-{len(files)}-{newest}"))
+        if clock >= end + timedelta(seconds=grace_s) or stalled:
+            newest = max(int(f.stat().st_mtime) for f in files)
+            requests.append((day.isoformat(), f"variability-{day.isoformat()}-{len(files)}-{newest}"))
+        elif refresh_images and len(files) >= refresh_images:
+            batch = len(files) // refresh_images
+            requests.append((day.isoformat(), f"variability-{day.isoformat()}-so-far-{batch}"))
     return requests
 
 
@@ -66,9 +70,11 @@ def plan_variability(store: StateStore, photometry_dir: Path, *, grace_s: float,
 def variability_sensor(context: SensorEvaluationContext, storage: StorageLayoutResource,
                        state: StateDatabasesResource) -> SensorResult | SkipReason:
     """Requests `variability` for each finished day with photometry (again when more came)."""
-    grace_s = 60.0 * float(storage.settings()["CONTIMG_MOSAIC_GRACE_MIN"])
+    settings = storage.settings()
+    grace_s = 60.0 * float(settings["CONTIMG_MOSAIC_GRACE_MIN"])
     with state.open() as store:
-        requests = plan_variability(store, storage.layout().photometry_dir, grace_s=grace_s)
+        requests = plan_variability(store, storage.layout().photometry_dir, grace_s=grace_s,
+                                    refresh_images=int(settings["CONTIMG_VARIABILITY_REFRESH_IMAGES"]))
     if not requests:
         return SkipReason("no day is due for the variability pass")
     return SensorResult(run_requests=[RunRequest(job_name="variability_job", partition_key=p, run_key=k)

@@ -26,6 +26,7 @@ from contimg.state.cal_registry_db import tables_for
 from contimg_assets.calibration import bandpass_solution, calibrated_ms, gain_solution
 from contimg_assets.imaging import image
 from contimg_assets.measurement_set import measurement_set
+from contimg_assets.photometry import photometry
 from contimg_assets.uvh5_group import uvh5_group
 from sensors.calibration import (
     bandpass_solution_job,
@@ -56,7 +57,8 @@ def calibration_platform(platform, tiny_groups, monkeypatch):
         result = incoming_files_sensor(context)
     instance.add_dynamic_partitions("observation_groups", [r.partition_key for r in result.run_requests])
     defs = Definitions(
-        assets=[uvh5_group, measurement_set, bandpass_solution, gain_solution, calibrated_ms, image],
+        assets=[uvh5_group, measurement_set, bandpass_solution, gain_solution, calibrated_ms, image,
+                photometry],
         jobs=[convert_group_job, bandpass_solution_job, gain_solution_job, calibrate_group_job],
         resources=resources)
     return layout, resources, instance, defs
@@ -158,6 +160,10 @@ def test_groups_are_calibrated_with_no_operator(calibration_platform, tiny_group
     assert Path(imaged["image_pb"].value).exists() and imaged["cal_tables"].value == meta["tables"].value
     checks = {c.check_name: c.passed for c in converted.get_asset_check_evaluations()}
     assert checks["image_valid"]
+    # ... and measured: forced photometry of the catalogue's sources, in its Parquet file.
+    measured = _materialization(converted, "photometry").metadata
+    assert Path(measured["measurements"].value).exists() and measured["forced"].value >= 1
+    assert "data:image/png;base64," in measured["fluxes"].value
 
     # Its hour gets its own gains, against the NVSS model, with the bandpass applied.
     requests = tick()
@@ -198,11 +204,11 @@ def test_tables_older_than_the_limits_turn_the_age_checks_to_warn(calibration_pl
     assert checks["group_flagging"].passed
 
 
-def test_convert_group_job_runs_conversion_calibration_and_imaging_in_one_process():
+def test_convert_group_job_runs_conversion_calibration_imaging_and_photometry_in_one_process():
     assert convert_group_job.executor_def.name == "in_process"
     assert {str(k.path[-1]) for k in convert_group_job.selection.resolve(
-        [uvh5_group, measurement_set, calibrated_ms, image])} == {
-        "uvh5_group", "measurement_set", "calibrated_ms", "image"}
+        [uvh5_group, measurement_set, calibrated_ms, image, photometry])} == {
+        "uvh5_group", "measurement_set", "calibrated_ms", "image", "photometry"}
 
 
 def test_a_solution_failing_its_limits_is_never_active_and_alerts(calibration_platform, tiny_groups,

@@ -4,6 +4,8 @@ master_sources seeding, the simulator's light curves."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from scipy.signal import fftconvolve
@@ -133,3 +135,34 @@ def test_light_curves_follow_their_definitions():
     assert curves["transient"].t0_mjd == pytest.approx(105.0)
     with pytest.raises(ValueError, match="kind"):
         LightCurve("wobble", 0.0)
+
+
+def _register_image(store, group: str, mid_mjd: float, tmp_path) -> None:
+    from contimg.state import products_db
+
+    image_set = tmp_path / f"{group}.img"
+    products_db.record_image_set(store, group_id=group, ms_path="-", mid_mjd=mid_mjd, image_set=image_set,
+                                 products={"image": image_set / "i.fits", "beam": image_set / "b.fits"},
+                                 imager="wsclean", quality={}, provenance_json="{}")
+
+
+def test_the_variability_pass_is_due_hourly_during_a_day_and_once_it_is_over(tmp_path):
+    from sensors.variability import plan_variability
+
+    photometry_dir = tmp_path / "photometry"
+    with StateStore(tmp_path / "state") as store:
+        store.migrate_all()
+        day_mjd = 60961.0  # 2025-10-13
+        for index in range(13):  # 13 groups of 2025-10-13 between 01:00 and 02:00
+            group = f"2025-10-13T01:{index * 4:02d}:00"
+            _register_image(store, group, day_mjd + (1 + index * 4 / 60) / 24, tmp_path)
+            path = measurements_path(photometry_dir, group)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"")
+        now = time.time()  # the images were made just now: the stream has not stopped
+        under_way = plan_variability(store, photometry_dir, grace_s=600, refresh_images=12, now=now)
+        assert under_way == [("2025-10-13", "variability-2025-10-13-so-far-1")]
+        assert plan_variability(store, photometry_dir, grace_s=600, refresh_images=0, now=now) == []
+        _register_image(store, "2025-10-14T00:20:00", day_mjd + 1 + 0.35 / 24, tmp_path)  # next day
+        (day, key), = plan_variability(store, photometry_dir, grace_s=600, refresh_images=0, now=now)
+        assert day == "2025-10-13" and key.startswith("variability-2025-10-13-13-")

@@ -33,9 +33,10 @@ SAFETY_FACTOR = 1.15
 STALE_AFTER_S = 6 * 3600
 PARTIAL_MARK = ".partial-"
 # A conversion workspace is named by its group id; a solve's and an image's by `cal-`/`img-` and it.
-# A group's workspaces (conversion, solve, imaging) and `contimg image`'s (`img-ms-<name>`).
-_GROUP_DIR = re.compile(r"(cal-|img-)?[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{2}_[0-9]{2}_[0-9]{2}"
-                        r"|img-ms-[A-Za-z0-9._-]+")
+# A group's workspaces (conversion, solve, imaging), a mosaic's (`mosaic-hourly-<time>`) and
+# `contimg image`'s (`img-ms-<name>`).
+_GROUP_DIR = re.compile(r"(cal-|img-|mosaic-hourly-|mosaic-daily-)?"
+                        r"[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{2}_[0-9]{2}_[0-9]{2}|img-ms-[A-Za-z0-9._-]+")
 
 class InsufficientSpaceError(RuntimeError):
     """Neither tmpfs nor scratch can hold the product: refuse before writing anything."""

@@ -173,8 +173,8 @@ def _sky(request: SimulationRequest, n_field: int, start: datetime, dec_deg: flo
     start_mjd = datetime_to_mjd(start)
     end_mjd = start_mjd + ((request.days - 1) * SIDEREAL_DAY_S
                            + request.n_groups * inst.GROUP_DURATION_S) / 86400.0
-    return variable_sky(sky, request.variability, ((lst0 + span_deg / 2) % 360.0, dec_deg),
-                        start_mjd, end_mjd)
+    centre_ra = (lst0 + span_deg * request.variability.place_at) % 360.0
+    return variable_sky(sky, request.variability, (centre_ra, dec_deg), start_mjd, end_mjd)
 
 
 def _steady_sky(request: SimulationRequest, n_field: int, lst0: float, span_deg: float,

@@ -65,9 +65,10 @@ class VariabilityRequest:
     sinusoid_period_h: float = 72.0
     transient_flux_jy: float = 0.2
     transient_at: float = 0.5  # mid-run
+    place_at: float = 0.5  # where along the run's strip of sky the three sources sit
 
     def __post_init__(self) -> None:
-        for name in ("flare_at", "transient_at"):
+        for name in ("flare_at", "transient_at", "place_at"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} is a fraction of the simulated span, within 0..1")
         for name in ("flare_flux_jy", "sinusoid_flux_jy", "transient_flux_jy"):
