@@ -38,11 +38,14 @@ def main(argv: list[str] | None = None) -> int:
                      help="image side: full 2070^2, small 768^2, tiny 256^2 (a 3.5 deg field)")
     mos.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench"),
                      help="where the synthesized images are written (reused when present)")
+    mos.add_argument("--parts", nargs="*", default=["mosaic", "photometry", "variability"],
+                     choices=("mosaic", "photometry", "variability"),
+                     help="which parts to run (default: all three)")
     args = parser.parse_args(argv)
     if args.benchmark == "mosaic":
         from benchmarks.mosaic import run
 
-        return run(args.size, args.work)
+        return run(args.size, args.work, tuple(args.parts))
     if args.benchmark == "arrival":
         from benchmarks.arrival import bench_arrival
 

@@ -54,13 +54,17 @@ def bench_mosaic(size: str, work: Path) -> dict:
             "reference_max_diff_jy": float(f"{reference['max_diff_jy']:.2e}")}
 
 
-def run(size: str, work: Path) -> int:
+PARTS = ("mosaic", "photometry", "variability")
+
+
+def run(size: str, work: Path, parts: tuple[str, ...] = PARTS) -> int:
     """The command: the mosaic, photometry and variability figures as one JSON line."""
     from benchmarks.photometry import bench_photometry, bench_variability
 
-    figures = bench_mosaic(size, work)
-    figures |= bench_photometry(size, work)
-    figures |= bench_variability(size, work)
+    benches = {"mosaic": bench_mosaic, "photometry": bench_photometry, "variability": bench_variability}
+    figures: dict = {"size": size}
+    for part in parts:
+        figures |= benches[part](size, work)
     print(json.dumps(figures))
     return 0
 
