@@ -505,3 +505,29 @@ def test_a_name_taken_on_the_remote_only_never_blocks_the_archive(lifecycle):
     assert name != f"images/{path.stem}.fits.fz" and name.endswith(".fits.fz")
     assert (remote / "archive" / name).exists()
     assert taken.read_bytes() == b"an older, different copy", "never overwritten"
+
+
+def test_retention_of_a_mosaic_takes_its_sidecars_and_set_directory(lifecycle):
+    """An archived mosaic's tarball holds its noise, weight and quick-look: once retention
+    deletes the mosaic, those and its `.mosaic/` directory go too, nothing else does."""
+    import tarfile
+
+    layout, store, remote = lifecycle
+    set_dir = layout.mosaics_dir / "hourly" / "2025-10-13" / "2025-10-13T13.mosaic"
+    set_dir.mkdir(parents=True)
+    mosaic = set_dir / "2025-10-13T13.mosaic.fits"
+    fits.PrimaryHDU(np.ones((16, 16), np.float32)).writeto(mosaic)
+    for sidecar in ("noise.fits", "weight.fits", "quicklook.png"):
+        (set_dir / f"2025-10-13T13.mosaic-{sidecar}").write_bytes(b"s" * 64)
+    neighbour = layout.mosaics_dir / "hourly" / "2025-10-13" / "other.fits"
+    neighbour.write_bytes(b"n")
+    for path in [mosaic, *set_dir.iterdir(), neighbour]:
+        os.utime(path, (OLD, OLD))
+    _register(store, mosaic, "mosaics")
+    report = archive_products(layout, store)
+    with tarfile.open(remote / "archive" / report.mosaics[0]) as tar:
+        assert len(tar.getnames()) == 4
+    policy = RetentionPolicy.from_env({"CONTIMG_RETENTION_PROFILE": "phase4",
+                                       "CONTIMG_RETENTION_MOSAICS_DAYS": "1"})
+    assert apply_retention(store, plan_retention(layout, store, policy)) == [str(mosaic)]
+    assert not set_dir.exists() and neighbour.exists()

@@ -28,6 +28,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -483,7 +484,20 @@ def _delete(store: StateStore, item: PlanItem) -> bool:
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
+    if item.data_type == "mosaics":
+        _delete_mosaic_sidecars(path)
     return True
+
+
+def _delete_mosaic_sidecars(image: Path) -> None:
+    """A mosaic's noise, weight and quick-look files (same stem) went into its archived
+    tarball with it: they go with it, and so does its set directory once empty."""
+    for sidecar in image.parent.glob(f"{image.stem}*"):
+        if sidecar.is_file():
+            sidecar.unlink(missing_ok=True)
+    if image.parent.name.endswith(".mosaic"):
+        with suppress(OSError):
+            image.parent.rmdir()
 
 
 def _mark_rearchive(store: StateStore, item: PlanItem) -> None:
