@@ -80,6 +80,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("CONTIMG_DEMO", "demo", "bool", False, "run the simulated telescope"),
     Spec("CONTIMG_DEMO_CADENCE_S", "demo", "int", 60, "seconds between demo groups", minimum=1),
     Spec("CONTIMG_DEMO_MAX_GROUPS", "demo", "int", 100, "demo groups before the feeder stops"),
+    Spec("CONTIMG_DEMO_SIZE", "demo", "choice", "small",
+         "simulator preset of the demo groups (small: 32 antennas, images photometry can use; "
+         "tiny: 6 antennas, faster, sidelobe-limited images)", choices=("tiny", "small", "medium", "full")),
     # disks
     Spec("CONTIMG_DISK_WARN_FREE_GB", "disk", "float", 200.0, "fast disk WARN below this"),
     Spec("CONTIMG_DISK_ERROR_FREE_GB", "disk", "float", 100.0, "fast disk ERROR below this"),

@@ -106,6 +106,7 @@ def _photometry_metadata(outcome: PhotometryOutcome, ratio: float) -> dict:
         "forced": outcome.n_forced,
         "detections_5_sigma": outcome.n_detections,
         "new_sources": len(outcome.new_source_ids),
+        "unmatched_not_registered": outcome.unmatched_held,
         "seeded_from_catalogue": outcome.seeded,
         "median_rms_mjy": _round(outcome.median_rms_jy * 1e3, 4),
         "median_measured_over_catalogue": _round(ratio, 3),

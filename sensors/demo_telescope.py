@@ -8,8 +8,9 @@ from contimg.settings import Settings
 
 def build_simulated_telescope_sensor(settings: Settings) -> SensorDefinition:
     """The demo feeder's sensor, from the validated settings (CONTIMG_DEMO,
-    CONTIMG_DEMO_CADENCE_S, CONTIMG_DEMO_MAX_GROUPS)."""
+    CONTIMG_DEMO_CADENCE_S, CONTIMG_DEMO_MAX_GROUPS, CONTIMG_DEMO_SIZE)."""
     max_groups = int(settings["CONTIMG_DEMO_MAX_GROUPS"])  # type: ignore[arg-type]
+    size = str(settings["CONTIMG_DEMO_SIZE"])
 
     # The job is named, not passed: a sensor holding a job whose resources come from the
     # Definitions is rebuilt by Dagster 1.13 when the resources are bound, and that rebuild
@@ -32,7 +33,8 @@ def build_simulated_telescope_sensor(settings: Settings) -> SensorDefinition:
         context.update_cursor(str(index + 1))
         return RunRequest(
             run_key=f"demo-group-{index}",
-            run_config={"ops": {"write_simulated_group": {"config": {"group_index": index}}}},
+            run_config={"ops": {"write_simulated_group": {"config": {"group_index": index,
+                                                                     "size": size}}}},
         )
 
     return simulated_telescope_sensor

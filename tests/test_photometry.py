@@ -166,3 +166,50 @@ def test_the_variability_pass_is_due_hourly_during_a_day_and_once_it_is_over(tmp
         _register_image(store, "2025-10-14T00:20:00", day_mjd + 1 + 0.35 / 24, tmp_path)  # next day
         (day, key), = plan_variability(store, photometry_dir, grace_s=600, refresh_images=0, now=now)
         assert day == "2025-10-13" and key.startswith("variability-2025-10-13-13-")
+
+
+def _synthetic_image_set(tmp_path, store, rms_ratio: float) -> str:
+    """A 256² image at 20″ cells with one 50 mJy source at its centre (no catalogue entry),
+    registered with a residual rms `rms_ratio` times its expectation."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from contimg.state import products_db
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype, wcs.wcs.crval = ["RA---SIN", "DEC--SIN"], [120.0, 55.0]
+    wcs.wcs.crpix, wcs.wcs.cdelt = [129, 129], [-20 / 3600, 20 / 3600]
+    header = wcs.to_header()
+    header["BMAJ"], header["BMIN"], header["BPA"] = 90 / 3600, 60 / 3600, 30.0
+    beam = RestoringBeam.from_header(header)
+    rows, cols = np.indices((256, 256))
+    noise = np.random.default_rng(2).normal(0, 1e-3, (256, 256))
+    image = 0.05 * beam.kernel(cols - 128.0, rows - 128.0) + noise
+    group = f"2025-10-13T13:{int(rms_ratio):02d}:00"
+    image_set = tmp_path / group
+    image_set.mkdir()
+    fits.PrimaryHDU(image.astype(np.float32), header).writeto(image_set / "image.fits")
+    fits.PrimaryHDU(np.ones((256, 256), np.float32), header).writeto(image_set / "beam.fits")
+    products = {"image": image_set / "image.fits", "beam": image_set / "beam.fits"}
+    quality = {"rms_jy": rms_ratio * 1e-3, "expected_rms_jy": 1e-3}
+    products_db.record_image_set(store, group_id=group, ms_path="-", mid_mjd=60961.5, image_set=image_set,
+                                 products=products, imager="wsclean", quality=quality, provenance_json="{}")
+    return group
+
+
+@pytest.mark.parametrize("rms_ratio, registered", [(1, 1), (3, 0)])
+def test_a_sidelobe_limited_image_adds_no_new_sources(tmp_path, rms_ratio, registered):
+    from contimg.layout import resolve_layout
+    from contimg.photometry.stage import PhotometryOptions, measure_group
+
+    layout = resolve_layout({"CONTIMG_HOME": str(tmp_path / "home"),
+                             "CONTIMG_TMPFS_DIR": str(tmp_path / "shm")})
+    layout.ensure()
+    with StateStore(layout.state_dir) as store:
+        store.migrate_all()
+        group = _synthetic_image_set(tmp_path, store, rms_ratio)
+        outcome = measure_group(layout, store, group, PhotometryOptions(catalog_path=None))
+    assert outcome.n_detections == 1
+    assert len(outcome.new_source_ids) == registered and outcome.unmatched_held == 1 - registered
+    if registered:
+        assert outcome.flux_jy[0] == pytest.approx(0.05, rel=0.1)

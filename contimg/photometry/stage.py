@@ -2,7 +2,10 @@
 
 Forced photometry at every master source inside the image's PB limit, and blind finding
 above 5σ: a detection with no master source within a restoring-beam major axis becomes a
-new master source (is_new) and is measured too. The measurements go to the group's
+new master source (is_new) and is measured too — unless the image's rms is more than
+`new_source_max_rms_ratio` (the image_noise check's 2×) times its expectation: such an
+image is sidelobe-limited, its 5σ islands are mostly sidelobes (a 6-antenna image had ~15
+per image, all spurious), and they are counted, not registered. The measurements go to the group's
 Parquet file (replaced whole when the image is measured again). master_sources is seeded
 from the NVSS catalogue along the strip the first time an image of that declination is
 measured. Under the group's lock, so it never reads an image set being replaced.
@@ -41,6 +44,7 @@ class PhotometryOptions:
     detection_sigma: float = DETECTION_SIGMA
     box_px: int = BOX_PX
     strip_half_width_deg: float = 3.0
+    new_source_max_rms_ratio: float = 2.0  # images noisier than this x expectation add none
 
     @classmethod
     def from_settings(cls, settings) -> PhotometryOptions:
@@ -48,7 +52,8 @@ class PhotometryOptions:
         return cls(resolve_catalog_path(str(settings["CONTIMG_NVSS_CATALOG"]), settings.layout.static_dir),
                    float(settings["CONTIMG_PB_LIMIT"]), float(settings["CONTIMG_DETECTION_SIGMA"]),
                    int(settings["CONTIMG_PHOTOMETRY_BOX_PX"]),
-                   float(settings["CONTIMG_MASTER_STRIP_HALF_WIDTH_DEG"]))
+                   float(settings["CONTIMG_MASTER_STRIP_HALF_WIDTH_DEG"]),
+                   float(settings["CONTIMG_IMAGE_NOISE_WARN_RATIO"]))
 
 
 @dataclass
@@ -65,6 +70,7 @@ class PhotometryOutcome:
     flux_jy: np.ndarray = field(repr=False)
     is_new: np.ndarray = field(repr=False)
     seeded: int = 0
+    unmatched_held: int = 0  # detections without a counterpart not registered (noisy image)
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class MeasuredImage:
     group_id: str
     path: Path
     mid_mjd: float
+    rms_ratio: float  # the image's rms over its expectation (products.images)
     image: np.ndarray
     pb: np.ndarray
     wcs: WCS
@@ -98,7 +105,11 @@ def measure_group(layout: StorageLayout, store: StateStore, group_id: str,
         catalog_flux = masters.catalog_flux_jy[inside]
         detections = find_sources(measured.image, measured.background, measured.rms,
                                   options.detection_sigma)
-        new = _new_sources(store, measured, detections, masters)
+        unmatched = _unmatched(measured, detections, masters)
+        held = 0
+        if measured.rms_ratio > options.new_source_max_rms_ratio:
+            held, unmatched = len(unmatched), []
+        new = _register_new(store, measured, unmatched)
         if new:
             ids = np.concatenate([ids, [n[0] for n in new]])
             names += [n[1] for n in new]
@@ -111,7 +122,7 @@ def measure_group(layout: StorageLayout, store: StateStore, group_id: str,
                                      measurement_columns(measured, ids, names, ra, dec, is_new, fluxes))
     return PhotometryOutcome(group_id, parquet, int(inside.sum()), len(detections),
                              [n[0] for n in new], float(np.nanmedian(measured.rms)), catalog_flux,
-                             fluxes.flux_jy, is_new, seeded)
+                             fluxes.flux_jy, is_new, seeded, held)
 
 
 def read_group_image(store: StateStore, group_id: str, options: PhotometryOptions) -> MeasuredImage:
@@ -132,7 +143,9 @@ def read_group_image(store: StateStore, group_id: str, options: PhotometryOption
                               "again (materialise `image` for its partition).") from exc
     usable = (pb >= options.pb_limit) & np.isfinite(image)
     maps = noise_maps(image, usable, options.box_px)
-    return MeasuredImage(group_id, path, float(rows["image"]["mid_mjd"]), image, pb,
+    row = rows["image"]
+    ratio = (row["rms_jy"] / row["expected_rms_jy"]) if row["rms_jy"] and row["expected_rms_jy"] else 1.0
+    return MeasuredImage(group_id, path, float(row["mid_mjd"]), float(ratio), image, pb,
                          WCS(header).celestial, RestoringBeam.from_header(header), float(header["BMAJ"]),
                          maps.background, maps.rms, usable & np.isfinite(maps.rms))
 
@@ -184,22 +197,31 @@ def _usable_at(measured: MeasuredImage, x: np.ndarray, y: np.ndarray) -> np.ndar
     return usable
 
 
-def _new_sources(store: StateStore, measured: MeasuredImage, detections,
-                 masters: master_sources_db.SourceSet) -> list[tuple[int, str, float, float]]:
-    """Detections inside the PB limit with no master source within a beam major axis,
-    registered as new master sources: (id, name, ra, dec) each."""
+def _unmatched(measured: MeasuredImage, detections,
+               masters: master_sources_db.SourceSet) -> list[tuple[float, float]]:
+    """(ra, dec) of detections inside the PB limit with no master source within a beam
+    major axis (two islands of one source count once)."""
     if not len(detections):
         return []
     keep = _usable_at(measured, detections.x, detections.y)
     ra, dec = measured.wcs.pixel_to_world_values(detections.x[keep], detections.y[keep])
     ra, dec = np.atleast_1d(ra) % 360.0, np.atleast_1d(dec)
     radius = np.radians(measured.beam_major_deg)
-    new = []
+    found: list[tuple[float, float]] = []
     for r, d in zip(ra, dec, strict=True):
         if masters.ids.size and angular_separation_rad(r, d, masters.ra_deg, masters.dec_deg).min() <= radius:
             continue
-        if any(angular_separation_rad(r, d, n[2], n[3]) <= radius for n in new):
-            continue  # two islands of one source
+        if any(angular_separation_rad(r, d, fr, fd) <= radius for fr, fd in found):
+            continue
+        found.append((float(r), float(d)))
+    return found
+
+
+def _register_new(store: StateStore, measured: MeasuredImage,
+                  positions: list[tuple[float, float]]) -> list[tuple[int, str, float, float]]:
+    """Register those positions as new master sources: (id, name, ra, dec) each."""
+    new = []
+    for r, d in positions:
         name = f"DSA {nvss_name(r, d)}"
         flux = float(measure_positions(measured, np.array([r]), np.array([d])).flux_jy[0])
         source_id = master_sources_db.add_new_source(store, name=name, ra_deg=float(r), dec_deg=float(d),
