@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS
 from casacore import tables
 
 from contimg import naming
 from contimg.calibration.sky_model import beam_radius_rad, pointing_from_ms
+from contimg.celestial import celestial_wcs
 from contimg.conversion.staging import move_into_place, workspace
 from contimg.imaging.coverage import measure_coverage
 from contimg.imaging.options import (
@@ -161,7 +161,7 @@ def _make_set(ms: Path, set_dir: Path, made_from: ImageSource, options: ImagingO
     lap = time.perf_counter()
     image, header = _read_plane(run.products["image"])
     residual, _ = _read_plane(run.products["residual"])
-    wcs = WCS(header).celestial
+    wcs = celestial_wcs(header)
     coverage = measure_coverage(ms)
     beam = drift_averaged_beam(wcs, image.shape, pointing_from_ms(ms), coverage,
                                beam_model=Path(options.beam_model) if options.beam_model else None)

@@ -33,6 +33,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from reproject import reproject_interp
 
+from contimg.celestial import celestial_wcs
 from contimg.imaging.quality import robust_rms
 from contimg.mosaics.grid import MosaicGrid, footprint_box, grid_covering, image_outline
 from contimg.mosaics.restoring_beam import RestoringBeam, common_beam, to_common_beam
@@ -145,7 +146,7 @@ def make_mosaic(members: list[MemberImage], *, cutoff: float = DEFAULT_CUTOFF,
     sigmas, described = [], []
     for member, header, restoring, outline in zip(members, headers, restorings, outlines, strict=True):
         apparent, beam, sigma = load_member(member, restoring, target, cells[0], cutoff)
-        used = mosaic.add(apparent, beam, sigma, WCS(header).celestial, outline)
+        used = mosaic.add(apparent, beam, sigma, celestial_wcs(header), outline)
         del apparent, beam
         if used:
             sigmas.append(sigma)

@@ -22,6 +22,8 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from contimg.celestial import celestial_wcs
+
 REF_DEC_STEP_DEG = 0.5  # strips are keyed by the pointing declination rounded to this
 # The columns around the sky are a multiple of this, so a coarser grid of factor 2, 4, 8 or
 # 16 tiles the turn exactly too.
@@ -100,7 +102,7 @@ def columns_around(cell_deg: float, dec_deg: float) -> int:
 
 def image_outline(header: fits.Header, samples: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(RA, Dec) in degrees of points along the edge of an image."""
-    wcs = WCS(header).celestial
+    wcs = celestial_wcs(header)
     ny, nx = int(header["NAXIS2"]), int(header["NAXIS1"])
     xs, ys = np.linspace(-0.5, nx - 0.5, samples), np.linspace(-0.5, ny - 0.5, samples)
     edge_x = np.concatenate([xs, xs, np.full(samples, -0.5), np.full(samples, nx - 0.5)])

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS
 
 from contimg import naming
+from contimg.celestial import celestial_wcs
 from contimg.ingest.group_lock import waiting_group_lock
 from contimg.layout import StorageLayout
 from contimg.photometry.measurements import (
@@ -108,7 +108,7 @@ def _covers(image_path: Path, ra_deg: float, dec_deg: float) -> bool:
         header = fits.getheader(image_path)
     except OSError:
         return False
-    x, y = WCS(header).celestial.world_to_pixel_values(ra_deg, dec_deg)
+    x, y = celestial_wcs(header).world_to_pixel_values(ra_deg, dec_deg)
     return bool(0 <= x < header["NAXIS1"] and 0 <= y < header["NAXIS2"])
 
 

@@ -22,6 +22,7 @@ from astropy.wcs import WCS
 
 from contimg.calibration.sky_model import angular_separation_rad, resolve_catalog_path
 from contimg.catalogs.nvss import load_nvss, nvss_name
+from contimg.celestial import celestial_wcs
 from contimg.ingest.group_lock import waiting_group_lock
 from contimg.layout import StorageLayout
 from contimg.photometry.background import BOX_PX, noise_maps
@@ -146,7 +147,7 @@ def read_group_image(store: StateStore, group_id: str, options: PhotometryOption
     row = rows["image"]
     ratio = (row["rms_jy"] / row["expected_rms_jy"]) if row["rms_jy"] and row["expected_rms_jy"] else 1.0
     return MeasuredImage(group_id, path, float(row["mid_mjd"]), float(ratio), image, pb,
-                         WCS(header).celestial, RestoringBeam.from_header(header), float(header["BMAJ"]),
+                         celestial_wcs(header), RestoringBeam.from_header(header), float(header["BMAJ"]),
                          maps.background, maps.rms, usable & np.isfinite(maps.rms))
 
 
