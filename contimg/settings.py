@@ -210,6 +210,9 @@ SPECS: tuple[Spec, ...] = (
          "blind detections: islands above this many times the local rms", positive=True),
     Spec("CONTIMG_PHOTOMETRY_BOX_PX", "photometry", "int", 128,
          "background/noise box side in pixels", minimum=16),
+    Spec("CONTIMG_NEW_SOURCE_MAX_RMS_RATIO", "photometry", "float", 1.3,
+         "blind detections become new master sources only in images whose rms is within this "
+         "factor of the expected noise (a noisier image's excess is artefacts)", positive=True),
     Spec("CONTIMG_MASTER_STRIP_HALF_WIDTH_DEG", "photometry", "float", 3.0,
          "master_sources is seeded from the catalogue within this of the pointing declination",
          positive=True, maximum=30.0),
