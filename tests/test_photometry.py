@@ -215,3 +215,22 @@ def test_a_sidelobe_limited_image_adds_no_new_sources(tmp_path, rms_ratio, regis
     assert len(outcome.new_source_ids) == registered and outcome.unmatched_held == 1 - registered
     if registered:
         assert outcome.flux_jy[0] == pytest.approx(0.05, rel=0.1)
+
+
+def test_an_image_blank_above_the_pb_limit_fails_naming_the_file(tmp_path):
+    from astropy.io import fits
+
+    from contimg.layout import resolve_layout
+    from contimg.photometry.stage import PhotometryError, PhotometryOptions, measure_group
+
+    layout = resolve_layout({"CONTIMG_HOME": str(tmp_path / "home"),
+                             "CONTIMG_TMPFS_DIR": str(tmp_path / "shm")})
+    layout.ensure()
+    with StateStore(layout.state_dir) as store:
+        store.migrate_all()
+        group = _synthetic_image_set(tmp_path, store, 1)
+        image = next(tmp_path.glob("*/image.fits"))
+        with fits.open(image, mode="update") as hdul:
+            hdul[0].data[:] = np.nan
+        with pytest.raises(PhotometryError, match="0 finite pixels above the PB limit"):
+            measure_group(layout, store, group, PhotometryOptions(catalog_path=None))

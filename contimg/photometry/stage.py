@@ -32,6 +32,8 @@ from contimg.photometry.forced import ForcedFluxes, RestoringBeam, forced_fluxes
 from contimg.photometry.measurements import measurements_path, write_measurements
 from contimg.state import StateStore, master_sources_db, products_db
 
+MIN_USABLE_PIXELS = 1024  # fewer usable pixels than a 32² box: no noise map can be made
+
 
 class PhotometryError(RuntimeError):
     """A group cannot be measured (no image yet, or its files are gone)."""
@@ -144,7 +146,14 @@ def read_group_image(store: StateStore, group_id: str, options: PhotometryOption
         raise PhotometryError(f"the image of {group_id} cannot be read ({exc}); image the group "
                               "again (materialise `image` for its partition).") from exc
     usable = (pb >= options.pb_limit) & np.isfinite(image)
-    maps = noise_maps(image, usable, options.box_px)
+    if usable.sum() < MIN_USABLE_PIXELS:
+        raise PhotometryError(f"the image of {group_id} ({path}) has {int(usable.sum())} finite pixels "
+                              f"above the PB limit {options.pb_limit}; nothing to measure. Check the "
+                              "image (its beam file, CONTIMG_PB_LIMIT) and image the group again.")
+    try:
+        maps = noise_maps(image, usable, options.box_px)
+    except ValueError as exc:  # photutils: too few unmasked pixels for any box
+        raise PhotometryError(f"no noise map for the image of {group_id} ({path}): {exc}") from exc
     row = rows["image"]
     ratio = (row["rms_jy"] / row["expected_rms_jy"]) if row["rms_jy"] and row["expected_rms_jy"] else 1.0
     return MeasuredImage(group_id, path, float(row["mid_mjd"]), float(ratio), image, pb,
