@@ -234,3 +234,30 @@ def test_an_image_blank_above_the_pb_limit_fails_naming_the_file(tmp_path):
             hdul[0].data[:] = np.nan
         with pytest.raises(PhotometryError, match="0 finite pixels above the PB limit"):
             measure_group(layout, store, group, PhotometryOptions(catalog_path=None))
+
+
+def test_an_unreadable_measurements_file_is_quarantined_and_the_pass_goes_on(tmp_path):
+    from datetime import date
+
+    from contimg.layout import resolve_layout
+    from contimg.photometry.daily import judge_day
+    from contimg.photometry.stage import PhotometryOptions
+
+    layout = resolve_layout({"CONTIMG_HOME": str(tmp_path / "home"),
+                             "CONTIMG_TMPFS_DIR": str(tmp_path / "shm")})
+    layout.ensure()
+    rng = np.random.default_rng(5)
+    fluxes = 0.1 + rng.normal(0, 1e-3, (6, 10))
+    _write_epochs(layout.photometry_dir, fluxes, np.full((6, 10), 1e-3))
+    good = next(layout.photometry_dir.glob("measurements/date=*/*.parquet"))
+    bad = good.with_name("2025-10-13_23_00_00.parquet")
+    bad.write_bytes(good.read_bytes()[:40])  # a truncated file
+    with StateStore(layout.state_dir) as store:
+        store.migrate_all()
+        outcome = judge_day(layout, store, date(2025, 10, 13), PhotometryOptions(catalog_path=None),
+                            Thresholds())
+        moves = store.query("products", "SELECT action, reason FROM file_moves WHERE source = ?",
+                            (str(bad),))
+    assert outcome.n_sources == 10 and not bad.exists()
+    assert (layout.photometry_dir / "quarantine" / f"date=2025-10-13_{bad.name}").exists()
+    assert moves[0]["action"] == "quarantine" and "unreadable Parquet" in moves[0]["reason"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+import duckdb
 import numpy as np
 from astropy.io import fits
 
@@ -26,6 +27,7 @@ from contimg.layout import StorageLayout
 from contimg.photometry.measurements import (
     measurements_glob,
     measurements_path,
+    quarantine_unreadable,
     read_measurements,
     write_measurements,
 )
@@ -65,7 +67,7 @@ def judge_day(layout: StorageLayout, store: StateStore, day: date, options: Phot
     glob = measurements_glob(layout.photometry_dir)
     if not any(layout.photometry_dir.glob("measurements/date=*/*.parquet")):
         return DailyOutcome(day.isoformat(), 0, [], [], backfilled, float("inf"), float("inf"))
-    table = variability_statistics(glob, end_mjd, thresholds)
+    table = _statistics(layout, store, glob, end_mjd, thresholds)
     newly = master_sources_db.record_statistics(store, table.rows(), until=day.isoformat())
     candidates = [dict(r) for r in master_sources_db.source_rows(store, table.source_id[table.candidate])]
     candidates.sort(key=lambda r: -abs(r["vs_max"] or 0.0))
@@ -80,6 +82,25 @@ def judge_day(layout: StorageLayout, store: StateStore, day: date, options: Phot
                                                    light_curve_png(curve["mid_mjd"], curve["flux_jy"],
                                                                    curve["flux_err_jy"], title))
     return outcome
+
+
+def _statistics(layout: StorageLayout, store: StateStore, glob: str, end_mjd: float,
+                thresholds: Thresholds):
+    """The figures; an unreadable measurements file is quarantined (its move logged with the
+    reason) and the query run again over the rest: one bad file never stops the pass."""
+    try:
+        return variability_statistics(glob, end_mjd, thresholds)
+    except duckdb.Error as exc:
+        moved = quarantine_unreadable(layout.photometry_dir)
+        if not moved:
+            raise
+        for source, target, reason in moved:
+            products_db.log_move(store, source, target, action="quarantine", actor="variability",
+                                 reason=f"{reason[:500]}; re-measure the group (materialise "
+                                        f"`photometry` for it) to write it again")
+        if not any(layout.photometry_dir.glob("measurements/date=*/*.parquet")):
+            raise RuntimeError(f"every measurements file was unreadable ({exc})") from exc
+        return variability_statistics(glob, end_mjd, thresholds)
 
 
 def backfill_new_sources(layout: StorageLayout, store: StateStore, until_mjd: float,

@@ -48,6 +48,21 @@ def write_measurements(path: Path, columns: dict[str, np.ndarray | list]) -> Pat
     return path
 
 
+def quarantine_unreadable(photometry_dir: Path) -> list[tuple[Path, Path, str]]:
+    """Move every measurements file whose Parquet footer cannot be read (truncated,
+    overwritten) to `photometry/quarantine/`; (from, to, reason) of each move."""
+    moved = []
+    for path in sorted(measurements_root(photometry_dir).glob("date=*/*.parquet")):
+        try:
+            pq.read_metadata(path)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is set aside, with why
+            target = Path(photometry_dir) / "quarantine" / f"{path.parent.name}_{path.name}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+            moved.append((path, target, f"unreadable Parquet: {exc}"))
+    return moved
+
+
 def read_measurements(path: Path) -> dict[str, np.ndarray]:
     """One file's columns as arrays (empty arrays when the file does not exist)."""
     if not path.exists():
