@@ -1,0 +1,37 @@
+"""The production deployment files (deploy/): the instance configuration is valid for this
+Dagster release and says what the README promises; the services bind the UI to loopback.
+(A run against a real PostgreSQL is issue 12's next step, not yet here.)"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+from dagster._core.instance.config import dagster_instance_config
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+
+
+def test_the_production_instance_config_is_valid_and_limits_the_heavy_pools(tmp_path, monkeypatch):
+    for key, value in {"HOST": "127.0.0.1", "PORT": "5432", "DB": "contimg", "USER": "contimg",
+                       "PASSWORD": "secret"}.items():
+        monkeypatch.setenv(f"CONTIMG_PG_{key}", value)
+    shutil.copy(DEPLOY / "dagster.yaml", tmp_path / "dagster.yaml")
+    config, _ = dagster_instance_config(str(tmp_path))
+    assert "postgres" in config["storage"]
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+    assert config["run_monitoring"]["enabled"] and config["run_retries"]["enabled"]
+    raw = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+    assert "secret" not in (DEPLOY / "dagster.yaml").read_text()  # credentials only from the env
+    assert raw["storage"]["postgres"]["postgres_db"]["password"] == {"env": "CONTIMG_PG_PASSWORD"}
+
+
+def test_the_services_run_the_webserver_on_loopback_and_the_daemon_apart():
+    webserver = (DEPLOY / "systemd" / "contimg-webserver.service").read_text()
+    daemon = (DEPLOY / "systemd" / "contimg-daemon.service").read_text()
+    assert "dagster-webserver" in webserver and '${CONTIMG_UI_HOST:-127.0.0.1}' in webserver
+    assert "dagster-daemon run" in daemon and "dagster-webserver" not in daemon
+    for unit in (webserver, daemon):
+        assert "Restart=on-failure" in unit and "EnvironmentFile=/etc/contimg/contimg.env" in unit
