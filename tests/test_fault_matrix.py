@@ -1074,3 +1074,120 @@ def test_a_second_imaging_of_a_group_waits_for_the_first(imageable):
     holder.join()
     assert outcome.image_set.exists() and finished > released[0]
     assert len(_image_rows(imageable)) == 4, "one current set"
+
+
+# -- photometry: kill -9, bad input, a full disk, a second run at once ------------------
+
+_MEASURE_STUCK_BEFORE_RENAME = """
+import os, sys, time
+from contimg.photometry.stage import PhotometryOptions, measure_group
+from contimg.layout import resolve_layout
+from contimg.settings import load_settings
+from contimg.state import StateStore
+real_replace = os.replace
+def stuck(src, dst):  # the writer is killed between writing its file and the rename
+    if ".partial-" in str(src):
+        time.sleep(600)
+    return real_replace(src, dst)
+os.replace = stuck
+layout = resolve_layout()
+options = PhotometryOptions.from_settings(load_settings())
+measure_group(layout, StateStore(layout.state_dir), sys.argv[1], options)
+"""
+
+
+@pytest.fixture(scope="module")
+def measurable(imageable):
+    """The imaged transit (imaged here when the imaging tests did not run first)."""
+    from contimg.imaging.stage import image_group
+
+    if not _image_rows(imageable):
+        layout = resolve_layout()
+        image_group(layout, StateStore(layout.state_dir), imageable)
+    return imageable
+
+
+def _measure(group: str):
+    from contimg.photometry.stage import PhotometryOptions, measure_group
+    from contimg.settings import load_settings
+
+    layout = resolve_layout()
+    options = PhotometryOptions.from_settings(load_settings())
+    return measure_group(layout, StateStore(layout.state_dir), group, options)
+
+
+def _parquet(group: str) -> Path:
+    from contimg.photometry.measurements import measurements_path
+
+    return measurements_path(resolve_layout().photometry_dir, group)
+
+
+def test_photometry_killed_before_its_rename_leaves_no_file_and_is_redone(measurable):
+    final = _parquet(measurable)
+    final.unlink(missing_ok=True)
+    child = subprocess.Popen([sys.executable, "-c", _MEASURE_STUCK_BEFORE_RENAME, measurable],
+                             env=dict(os.environ))
+    deadline = time.monotonic() + 120
+    while not list(final.parent.glob(f".{final.name}.partial-*")) and time.monotonic() < deadline:
+        assert child.poll() is None, "the writer ended before writing"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not final.exists(), "no measurements file from a killed run"
+    assert list(final.parent.glob(f".{final.name}.partial-*")), "its half-written file is there"
+    outcome = _measure(measurable)
+    assert outcome.parquet == final and final.exists()
+    assert not list(final.parent.glob(f".{final.name}.partial-*")), "the dead writer's file is reaped"
+
+
+def test_photometry_of_an_unreadable_image_names_the_file(measurable):
+    from contimg.photometry.stage import PhotometryError
+
+    image = Path(next(r["path"] for r in _image_rows(measurable) if r["kind"] == "image"))
+    saved = image.read_bytes()
+    image.write_bytes(saved[:2000])  # truncated mid-header
+    try:
+        with pytest.raises(PhotometryError, match=f"{image.name}.*image the group again"):
+            _measure(measurable)
+    finally:
+        image.write_bytes(saved)
+
+
+def test_a_full_disk_during_photometry_leaves_no_half_file(measurable, tmp_path):
+    from contimg.photometry.stage import PhotometryError
+
+    with _small_tmpfs(tmp_path / "full", "16k") as full:
+        saved = os.environ.get("CONTIMG_PHOTOMETRY_DIR")
+        os.environ["CONTIMG_PHOTOMETRY_DIR"] = str(full / "photometry")
+        try:
+            (full / "photometry" / "measurements").mkdir(parents=True)
+            (full / "filler").write_bytes(b"\0" * 12 * 1024)
+            with pytest.raises(PhotometryError, match="cannot write the measurements.*free space"):
+                _measure(measurable)
+            leftovers = [p for p in (full / "photometry").rglob("*") if p.is_file()]
+        finally:
+            if saved is None:
+                os.environ.pop("CONTIMG_PHOTOMETRY_DIR", None)
+            else:
+                os.environ["CONTIMG_PHOTOMETRY_DIR"] = saved
+    assert leftovers == [], leftovers
+
+
+def test_a_second_photometry_of_a_group_waits_for_the_first(measurable):
+    import threading
+
+    layout = resolve_layout()
+    released = []
+
+    def hold() -> None:
+        with group_lock(layout, measurable):
+            time.sleep(2.0)
+            released.append(time.monotonic())
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    time.sleep(0.2)
+    outcome = _measure(measurable)
+    finished = time.monotonic()
+    holder.join()
+    assert outcome.parquet.exists() and finished > released[0]

@@ -42,10 +42,23 @@ def write_measurements(path: Path, columns: dict[str, np.ndarray | list]) -> Pat
     table = pa.table({field.name: pa.array(columns[field.name], type=field.type) for field in SCHEMA},
                      schema=SCHEMA)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _reap_dead_partials(path)
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    pq.write_table(table, partial)
-    os.replace(partial, path)
+    try:
+        pq.write_table(table, partial)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a full disk or an interrupt leaves no half file
+        raise
     return path
+
+
+def _reap_dead_partials(path: Path) -> None:
+    """Remove `.<name>.partial-PID` files of writers that no longer run (killed with -9)."""
+    for partial in path.parent.glob(f".{path.name}.partial-*"):
+        pid = partial.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            partial.unlink(missing_ok=True)
 
 
 def quarantine_unreadable(photometry_dir: Path) -> list[tuple[Path, Path, str]]:

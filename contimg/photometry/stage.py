@@ -122,8 +122,14 @@ def measure_group(layout: StorageLayout, store: StateStore, group_id: str,
             is_new = np.concatenate([is_new, np.ones(len(new), bool)])
             catalog_flux = np.concatenate([catalog_flux, np.full(len(new), np.nan)])
         fluxes = measure_positions(measured, ra, dec)
-        parquet = write_measurements(measurements_path(layout.photometry_dir, group_id),
-                                     measurement_columns(measured, ids, names, ra, dec, is_new, fluxes))
+        target = measurements_path(layout.photometry_dir, group_id)
+        try:
+            parquet = write_measurements(target, measurement_columns(measured, ids, names, ra, dec,
+                                                                     is_new, fluxes))
+        except OSError as exc:
+            raise PhotometryError(f"cannot write the measurements of {group_id} to {target}: {exc}; "
+                                  "free space on that disk (CONTIMG_PHOTOMETRY_DIR) and measure "
+                                  "the group again") from exc
     return PhotometryOutcome(group_id, parquet, int(inside.sum()), len(detections),
                              [n[0] for n in new], float(np.nanmedian(measured.rms)), catalog_flux,
                              fluxes.flux_jy, is_new, seeded, held)
@@ -135,16 +141,17 @@ def read_group_image(store: StateStore, group_id: str, options: PhotometryOption
     if "image" not in rows or "beam" not in rows:
         raise PhotometryError(f"group {group_id} has no current image in products.images; it is "
                               "measured once it is imaged.")
-    path = Path(rows["image"]["path"])
+    path = reading = Path(rows["image"]["path"])
     try:
         with fits.open(path) as hdul:
             header = hdul[0].header
             image = np.asarray(hdul[0].data, np.float32).reshape(hdul[0].data.shape[-2:])
-        with fits.open(rows["beam"]["path"]) as hdul:
+        reading = Path(rows["beam"]["path"])
+        with fits.open(reading) as hdul:
             pb = np.asarray(hdul[0].data, np.float32).reshape(image.shape)
-    except OSError as exc:
-        raise PhotometryError(f"the image of {group_id} cannot be read ({exc}); image the group "
-                              "again (materialise `image` for its partition).") from exc
+    except (OSError, ValueError, TypeError) as exc:  # missing, truncated, or of another shape
+        raise PhotometryError(f"the image of {group_id} cannot be read ({exc}): {reading}; image the "
+                              "group again (materialise `image` for its partition).") from exc
     usable = (pb >= options.pb_limit) & np.isfinite(image)
     if usable.sum() < MIN_USABLE_PIXELS:
         raise PhotometryError(f"the image of {group_id} ({path}) has {int(usable.sum())} finite pixels "
