@@ -30,12 +30,11 @@ from dagster import (
 )
 
 from contimg.state import StateStore, products_db
-from contimg.timeutil import datetime_to_mjd
+from contimg.timeutil import datetime_to_mjd, iso_to_epoch, mjd_to_datetime
 from contimg_assets.mosaics import PARTITIONS_START
 from resources import StateDatabasesResource, StorageLayoutResource
 
 LOOKBACK_DAYS = 2.0
-MJD_EPOCH = datetime(1858, 11, 17, tzinfo=UTC)
 
 hourly_mosaic_job = define_asset_job("hourly_mosaic_job", selection=["hourly_mosaic"],
                                      executor_def=in_process_executor,
@@ -61,13 +60,13 @@ def plan_mosaics(store: StateStore, *, grace_s: float, now: float | None = None,
     if clock_mjd is None:
         return []
     now = time.time() if now is None else now
-    clock = _from_mjd(clock_mjd)
+    clock = mjd_to_datetime(clock_mjd)
     hours: dict[datetime, list[str]] = {}
     for row in products_db.image_times_since(store, clock_mjd - LOOKBACK_DAYS):
-        hour = _from_mjd(row["mid_mjd"]).replace(minute=0, second=0, microsecond=0)
+        hour = mjd_to_datetime(row["mid_mjd"]).replace(minute=0, second=0, microsecond=0)
         hours.setdefault(hour, []).append(row["created"])
     newest_created = max((c for created in hours.values() for c in created), default="")
-    stalled = bool(newest_created) and now - _epoch(newest_created) >= grace_s
+    stalled = bool(newest_created) and now - iso_to_epoch(newest_created) >= grace_s
     grace = timedelta(seconds=grace_s)
     requests, pending_days = [], set()
     for hour, created in sorted(hours.items()):
@@ -113,10 +112,3 @@ def mosaic_sensor(context: SensorEvaluationContext, storage: StorageLayoutResour
     return SensorResult(run_requests=[RunRequest(job_name=r.job, partition_key=r.partition,
                                                  run_key=r.run_key) for r in requests])
 
-
-def _from_mjd(mjd: float) -> datetime:
-    return MJD_EPOCH + timedelta(days=float(mjd))
-
-
-def _epoch(iso: str) -> float:
-    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()

@@ -27,9 +27,9 @@ from dagster import (
 
 from contimg.photometry.measurements import measurements_root
 from contimg.state import StateStore, products_db
+from contimg.timeutil import iso_to_epoch, mjd_to_datetime
 from contimg_assets.mosaics import PARTITIONS_START
 from resources import StateDatabasesResource, StorageLayoutResource
-from sensors.mosaics import _epoch, _from_mjd
 
 LOOKBACK_DAYS = 2
 
@@ -45,10 +45,10 @@ def plan_variability(store: StateStore, photometry_dir: Path, *, grace_s: float,
     if clock_mjd is None:
         return []
     now = time.time() if now is None else now
-    clock = _from_mjd(clock_mjd)
+    clock = mjd_to_datetime(clock_mjd)
     recent = products_db.image_times_since(store, clock_mjd - 1)
     newest_image = max((r["created"] for r in recent), default="")
-    stalled = bool(newest_image) and now - _epoch(newest_image) >= grace_s
+    stalled = bool(newest_image) and now - iso_to_epoch(newest_image) >= grace_s
     requests = []
     for back in range(LOOKBACK_DAYS, -1, -1):
         day: date = clock.date() - timedelta(days=back)
