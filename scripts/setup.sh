@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent setup of everything contimg needs on a Debian machine:
-#   1. Debian packages: wsclean, rclone, aoflagger (only when missing);
+#   1. Debian packages: wsclean, rclone, aoflagger, postgresql (the Postgres test's throwaway
+#      cluster) and chromium (the browser tests), only when missing;
 #   2. a virtual environment at .venv with the project installed in editable mode
 #      (re-installed only when pyproject.toml changes);
 #   3. CASA configured to run offline from the casadata package, writing nothing
@@ -14,7 +15,7 @@ say() { printf '[setup] %s\n' "$*"; }
 
 # --- 1. system packages -------------------------------------------------------
 need=()
-for pkg in wsclean rclone aoflagger; do
+for pkg in wsclean rclone aoflagger postgresql chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -28,7 +29,7 @@ if [ ${#need[@]} -gt 0 ]; then
       || { say "apt-get failed; see /tmp/contimg-apt.log"; exit 1; }
   fi
 else
-  say "Debian packages present (wsclean, rclone, aoflagger)"
+  say "Debian packages present (wsclean, rclone, aoflagger, postgresql, chromium)"
 fi
 
 # --- 2. virtual environment ---------------------------------------------------
