@@ -7,6 +7,7 @@ It runs in the same in-process run as conversion and calibration (`convert_group
 """
 
 import base64
+import math
 from datetime import timedelta
 
 from dagster import (
@@ -42,8 +43,10 @@ IMAGE_CHECKS = [
 
 @asset(partitions_def=observation_groups, deps=[calibrated_ms], group_name="imaging",
        kinds={"wsclean"}, check_specs=IMAGE_CHECKS, pool="imaging",
+       # Whole seconds: the UI's GraphQL types failWindowSeconds as Int, and a fractional
+       # window (3 x 309.24 s) broke every page that loads the assets with an error.
        freshness_policy=FreshnessPolicy.time_window(
-           fail_window=timedelta(seconds=STALE_AFTER_CADENCES * GROUP_DURATION_S)))
+           fail_window=timedelta(seconds=math.ceil(STALE_AFTER_CADENCES * GROUP_DURATION_S))))
 def image(context: AssetExecutionContext, storage: StorageLayoutResource,
           state: StateDatabasesResource) -> MaterializeResult:
     """The group's PB-corrected image in images/YYYY-MM-DD/TIMESTAMP.img/ (WSClean, or
