@@ -1,4 +1,4 @@
-"""`contimg bench {conversion,sensor,partitions,calibration,arrival,mosaic}` (or `python -m benchmarks
+"""`contimg bench {conversion,sensor,partitions,calibration,arrival,day,mosaic}` (or `python -m benchmarks
 ...`): the performance targets, measured."""
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     arr.add_argument("--size", default="full", help="simulator size preset")
     arr.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench"),
                      help="where to simulate (reused when present) and run the platform")
+    day = which.add_parser("day", help="a simulated day of tiny groups through the live platform")
+    day.add_argument("--groups", type=int, default=279, help="groups (279 make a sidereal day)")
+    day.add_argument("--speedup", type=float, default=10.0,
+                     help="how many times faster than the telescope's 309 s cadence")
+    day.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench"),
+                     help="where the platform's home is made (replaced each run)")
     mos = which.add_parser("mosaic", help="an hourly mosaic of 12 images beside a per-image loop")
     mos.add_argument("--size", default="full", choices=("full", "small", "tiny"),
                      help="image side: full 2070^2, small 768^2, tiny 256^2 (a 3.5 deg field)")
@@ -50,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.arrival import bench_arrival
 
         return bench_arrival(args.size, args.work)
+    if args.benchmark == "day":
+        from benchmarks.day import bench_day
+
+        return bench_day(args.groups, args.speedup, args.work)
     if args.benchmark == "calibration":
         from benchmarks.calibration import bench_calibration
 

@@ -16,7 +16,6 @@ images the same calibrated MS, for the ratio.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,14 @@ import time
 import warnings
 from pathlib import Path
 
+from benchmarks.live_platform import (
+    create_instance,
+    platform_environment,
+    start_daemon,
+    stop_daemon,
+    tree_rss,
+    wait_for_sensor,
+)
 from contimg.layout import resolve_layout
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,15 +42,15 @@ def bench_arrival(size: str, work: Path, timeout_s: float = 900.0) -> int:
     files = _simulated_pair(size, work)
     home = work / f"arrival-home-{size}"
     shutil.rmtree(home, ignore_errors=True)
-    env = _environment(home)
+    env = platform_environment(home)
     science = _prepare(files, env)
-    daemon = _start_daemon(env, home)
+    daemon = start_daemon(env, home / "daemon.log")
     try:
-        _wait_for_sensors(env)
+        wait_for_sensor(env)
         arrival = _deliver(files[science], resolve_layout(env).incoming_dir)
         registered, peak_bytes = _wait_for_image(env, science, daemon.pid, arrival + timeout_s)
     finally:
-        _stop(daemon)
+        stop_daemon(daemon)
     if registered is None:
         print(json.dumps({"size": size, "error": f"no image within {timeout_s:.0f} s"}))
         return 1
@@ -71,13 +78,6 @@ def _simulated_pair(size: str, work: Path) -> dict[str, list[Path]]:
                                                 calibrator="0834+555", seed=17))
         done.write_text(json.dumps({g.group_id: [str(f) for f in g.files] for g in groups}))
     return {group: [Path(f) for f in names] for group, names in json.loads(done.read_text()).items()}
-
-
-def _environment(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTIMG_", "DAGSTER_"))}
-    env |= {"CONTIMG_HOME": str(home), "CONTIMG_TMPFS_DIR": f"/dev/shm/contimg-bench-{home.name}",
-            "DAGSTER_HOME": str(home / "dagster"), "CONTIMG_DEMO": "0"}
-    return env
 
 
 def _prepare(files: dict[str, list[Path]], env: dict[str, str]) -> str:
@@ -114,36 +114,8 @@ def _prepare(files: dict[str, list[Path]], env: dict[str, str]) -> str:
     untimed = {g: [str(f) for f in files[g]] for g in (calibrator, previous)}
     subprocess.run([sys.executable, "-c", code, json.dumps(untimed)], env=env, check=True,
                    cwd=REPO, capture_output=True)
-    subprocess.run(["bash", str(REPO / "scripts" / "dagster_instance.sh"), env["DAGSTER_HOME"]],
-                   env=env, check=True)
-    # Create the instance's storage once, before the daemon and its code server both try
-    # to (on a fresh DAGSTER_HOME they raced: "more than one head" in alembic_version).
-    subprocess.run([sys.executable, "-c", "from dagster import DagsterInstance; "
-                    "DagsterInstance.get().get_run_records(limit=1)"], env=env, check=True,
-                   capture_output=True)
+    create_instance(env)
     return timed
-
-
-def _start_daemon(env: dict[str, str], home: Path) -> subprocess.Popen:
-    log = (home / "daemon.log").open("w")
-    return subprocess.Popen([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w",
-                             str(REPO / "workspace.yaml")], env=env, cwd=REPO, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _wait_for_sensors(env: dict[str, str], timeout_s: float = 180.0) -> None:
-    """Until the incoming sensor has ticked once (the daemon and code server are up)."""
-    code = ("from dagster import DagsterInstance\n"
-            "i = DagsterInstance.get()\n"
-            "print(sum(1 for s in i.all_instigator_state() if s.name == 'incoming_files_sensor' "
-            "and i.get_ticks(s.instigator_origin_id, s.selector_id, limit=1)))")
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-        if done.stdout.strip() not in ("", "0"):
-            return
-        time.sleep(2.0)
-    raise RuntimeError("the incoming sensor never ticked; see the daemon log")
 
 
 def _deliver(files: list[Path], incoming: Path) -> float:
@@ -164,7 +136,7 @@ def _wait_for_image(env: dict[str, str], group: str, root_pid: int,
     products = resolve_layout(env).database_path("products")
     peak = 0
     while time.time() < deadline:
-        peak = max(peak, _tree_rss(root_pid))
+        peak = max(peak, tree_rss(root_pid))
         if products.exists():
             with sqlite3.connect(f"file:{products}?mode=ro", uri=True) as conn:
                 try:
@@ -176,27 +148,6 @@ def _wait_for_image(env: dict[str, str], group: str, root_pid: int,
                 return time.time(), peak
         time.sleep(POLL_S)
     return None, peak
-
-
-def _tree_rss(root: int) -> int:
-    """Summed resident memory of `root` and every descendant (from /proc)."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-            rss[int(entry.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, IndexError, ValueError):
-            continue
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack.extend(children.get(pid, []))
-    return total
 
 
 def _stage_seconds(env: dict[str, str], group: str, arrival: float) -> dict[str, float]:
@@ -259,11 +210,3 @@ def _wsclean_default(env: dict[str, str], group: str, ours_s: float | None) -> d
     if ours_s:
         figures["imaging_speedup_vs_wsclean_default"] = round(seconds / ours_s, 2)
     return figures
-
-
-def _stop(daemon: subprocess.Popen) -> None:
-    try:
-        os.killpg(daemon.pid, 15)
-        daemon.wait(timeout=60)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(daemon.pid, 9)

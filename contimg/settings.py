@@ -80,6 +80,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("CONTIMG_DEMO", "demo", "bool", False, "run the simulated telescope"),
     Spec("CONTIMG_DEMO_CADENCE_S", "demo", "int", 60, "seconds between demo groups", minimum=1),
     Spec("CONTIMG_DEMO_MAX_GROUPS", "demo", "int", 100, "demo groups before the feeder stops"),
+    Spec("CONTIMG_DEMO_CALIBRATOR_GROUP", "demo", "int", 2,
+         "which demo group (from 0) sees the calibrator transit; its bandpass serves the groups "
+         "within 12 h of it", minimum=0),
     Spec("CONTIMG_DEMO_SIZE", "demo", "choice", "small",
          "simulator preset of the demo groups (small: 32 antennas, images photometry can use; "
          "tiny: 6 antennas, faster, sidelobe-limited images)", choices=("tiny", "small", "medium", "full")),

@@ -24,7 +24,6 @@ from contimg.simulation.variability import VariabilityRequest
 from resources import StorageLayoutResource
 
 DEMO_CALIBRATOR = "0834+555"
-CALIBRATOR_GROUP = 2  # the third demo group sees the calibrator transit
 DEMO_SEED = 7
 DEMO_VARIABLES_AT_GROUP = 12  # the flare, sinusoid and transient pass through groups ~10-14
 
@@ -52,8 +51,10 @@ def write_simulated_group(context: OpExecutionContext, config: DemoGroupConfig,
     """Write one simulated group into the incoming directory (each file renamed into place)."""
     settings = storage.settings()
     layout = settings.layout.ensure()
+    # CONTIMG_DEMO_CALIBRATOR_GROUP (default 2: the third group) sees the transit.
+    transit_index = int(settings["CONTIMG_DEMO_CALIBRATOR_GROUP"])
     first = centred_start(calibrator_source(DEMO_CALIBRATOR).ra_deg) - timedelta(
-        seconds=CALIBRATOR_GROUP * instrument.GROUP_DURATION_S)
+        seconds=transit_index * instrument.GROUP_DURATION_S)
     n_groups = max(int(settings["CONTIMG_DEMO_MAX_GROUPS"]), config.group_index + 1)
     whole_run = SimulationRequest(
         out_dir=layout.incoming_dir, size=config.size, start=first, seed=DEMO_SEED, n_groups=n_groups,

@@ -1,0 +1,32 @@
+"""A stretch of a simulated day through the live platform (the CI version of `contimg bench
+day`): `dagster-daemon` with the platform's sensors on, the demo feeder writing 30 tiny
+groups at 30× the telescope's cadence, calibration from the stretch's own transit.
+Every group must be converted, calibrated and imaged exactly once, the state databases,
+the files on disk and Dagster's runs must agree, and no run may fail."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.day import run_day
+
+GROUPS = 30
+
+
+@pytest.mark.slow
+def test_thirty_groups_are_each_converted_calibrated_and_imaged_exactly_once(tmp_path):
+    figures = run_day(GROUPS, speedup=30, work=tmp_path, timeout_s=1500)
+    print(json.dumps(figures))
+    audit = figures["audit"]
+    assert figures["finished"], f"the stream did not finish: {audit}"
+    assert audit["failed_runs"] == [], audit["runs_by_status"]
+    assert audit["ingest_other"] == {}, "groups left in another state than completed"
+    for count in ("ingest_completed", "ms_rows", "ms_on_disk", "calibrated", "images_ready",
+                  "images_on_disk", "convert_runs_succeeded"):
+        assert audit[count] == GROUPS, (count, audit)
+    assert audit["groups_imaged_more_than_once"] == []
+    assert audit["groups_with_more_than_one_run"] == []
+    assert figures["consistent"]
+    assert figures["images"] == GROUPS and figures["latency_max_s"] > 0
