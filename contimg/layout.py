@@ -9,6 +9,7 @@ local folder (`CONTIMG_HOME`, default `./var`). Plain Python: no Dagster here.
 from __future__ import annotations
 
 import os
+import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -92,6 +93,12 @@ class StorageLayout:
     def image_set_dir(self, moment: object) -> Path:
         """`images/YYYY-MM-DD/<ts>.img/`: one group's image products."""
         return self.images_dir / naming.date_dir(moment) / naming.image_set_name(moment)  # type: ignore[arg-type]
+
+    def failed_image_set_dir(self, moment: object) -> Path:
+        """`images/failed/YYYY-MM-DD/<ts>.img.failed-<time>/`: what a failed imaging of the
+        group left in its workspace (the imager's log among it), kept for the operator."""
+        return (self.images_dir / "failed" / naming.date_dir(moment)  # type: ignore[arg-type]
+                / f"{naming.image_set_name(moment)}.failed-{time.strftime('%Y%m%dT%H%M%S')}")  # type: ignore[arg-type]
 
     def mosaic_set_dir(self, kind: str, moment: object) -> Path:
         """`mosaics/{hourly,daily}/YYYY-MM-DD/<name>.mosaic/`: one mosaic's products."""

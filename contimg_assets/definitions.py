@@ -31,6 +31,7 @@ from sensors.calibration import (
     calibrate_group_job,
     calibration_sensor,
     gain_solution_job,
+    image_group_job,
 )
 from sensors.demo_telescope import build_simulated_telescope_sensor
 from sensors.image_stream import image_stream_sensor
@@ -50,7 +51,7 @@ defs = Definitions(
     assets=[uvh5_group, measurement_set, bandpass_solution, gain_solution, calibrated_ms, image,
             hourly_mosaic, daily_mosaic, photometry, variability, storage_locations, storage_usage,
             state_backup, product_archive, retention],
-    jobs=[convert_group_job, bandpass_solution_job, gain_solution_job, calibrate_group_job,
+    jobs=[convert_group_job, bandpass_solution_job, gain_solution_job, calibrate_group_job, image_group_job,
           simulated_telescope_job, storage_locations_job, storage_usage_job, state_backup_job,
           lifecycle_job, retention_job, hourly_mosaic_job, daily_mosaic_job, variability_job],
     sensors=[build_incoming_files_sensor(int(settings["CONTIMG_SENSOR_INTERVAL_S"])),  # type: ignore[arg-type]

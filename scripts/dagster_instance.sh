@@ -3,8 +3,8 @@
 # embedded default. Called by run.sh on every start; usage: dagster_instance.sh DAGSTER_HOME
 #
 # A new file gets the whole embedded default. An existing file (a previous run's, or the
-# operator's own) is kept as it is, and only gains the `python_logs` and `freshness` blocks
-# when it has none:
+# operator's own) is kept as it is, and only gains the `python_logs`, `run_launcher` (with
+# run monitoring and retries) and `freshness` blocks when it has none:
 # runs then log at INFO, so the terminal shows run starts, materialisations, checks and
 # failures, but not Dagster's DEBUG events (those stay in the UI's event log).
 set -euo pipefail
@@ -34,6 +34,28 @@ if ! grep -q '^python_logs:' "$yaml"; then
 # (DEBUG events are still recorded in the event log the UI shows).
 python_logs:
   python_log_level: INFO
+YAML
+fi
+if ! grep -q '^run_launcher:' "$yaml"; then
+  cat >>"$yaml" <<YAML
+# Added by scripts/dagster_instance.sh: Dagster's default launcher with a health check of
+# each run's worker process (resources/run_launcher.py), so that run monitoring fails a
+# run whose worker was killed (kill -9, OOM, a restart) instead of leaving it STARTED and
+# holding its slot; run retries then redo the group-level jobs (solves, mosaics,
+# variability; only when the worker died, never after a step failed), and the sensors
+# redo the per-group jobs, whose runs are tagged dagster/max_retries=0.
+run_launcher:
+  module: resources.run_launcher
+  class: LocalRunLauncher
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 20
+run_retries:
+  enabled: true
+  max_retries: 2
+  retry_on_asset_or_op_failure: false
 YAML
 fi
 if ! grep -q '^freshness:' "$yaml"; then

@@ -10,6 +10,9 @@ Each tick (plain `plan_tick`, then Dagster requests):
     gains are requested (same key as in (a), so never twice);
 (c) when a group has awaited longer than CONTIMG_CAL_GAP_ALERT_MIN, one
     `missing_calibration` alert per gap (once per crossing), and one when the gap closes.
+(d) every calibrated group with no image, no imaging failure on record, no live run and a
+    free lock (its run died while imaging) is requested in `image_group_job`
+    (`image-<group>-<its newest run>`), at most REIMAGE_ATTEMPTS times.
 The cursor keeps the last converted rowid and the recent run keys, so a request is made
 once even where the daemon's own run-key de-duplication is not there (tests, tools).
 """
@@ -22,8 +25,10 @@ import time
 from dataclasses import dataclass, field
 
 from dagster import (
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -38,9 +43,13 @@ from contimg.ops.notifier import Notifier, level_changed
 from contimg.state import StateStore, products_db
 from contimg.state.cal_registry_db import bandpass_at, gains_solved_since, solved_on, tables_for
 from contimg_assets.calibration import CALIBRATION_START
+from contimg_assets.partitions import REDONE_BY_SENSORS
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 
 KEPT_KEYS = 2000  # recent run keys remembered in the cursor
+REIMAGE_ATTEMPTS = 3  # image_group_job runs of one group before it is left to an operator
+LIVE_RUN_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED,
+                     DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
 # One process per run and no step subprocesses: a per-group run is ~2 s of Dagster
 # instead of ~7 (README, "Automation and the calibration assets").
@@ -52,8 +61,12 @@ gain_solution_job = define_asset_job("gain_solution_job", selection=["gain_solut
                                      description="Solve the hour's gains.")
 calibrate_group_job = define_asset_job("calibrate_group_job",
                                        selection=["calibrated_ms", "image", "photometry"],
-                                       executor_def=in_process_executor,
+                                       executor_def=in_process_executor, tags=REDONE_BY_SENSORS,
                                        description="Apply calibration to one group, image and measure it.")
+image_group_job = define_asset_job("image_group_job", selection=["image", "photometry"],
+                                   executor_def=in_process_executor, tags=REDONE_BY_SENSORS,
+                                   description="Image and measure one calibrated group again (its "
+                                               "earlier run died while imaging).")
 
 
 @dataclass(frozen=True)
@@ -161,7 +174,26 @@ def alert_on_gap(store: StateStore, notifier: Notifier, plan: TickPlan) -> bool:
     return True
 
 
-@sensor(name="calibration_sensor", jobs=[bandpass_solution_job, gain_solution_job, calibrate_group_job],
+def reimage_requests(layout: StorageLayout, store: StateStore, instance) -> list[Request]:
+    """(d): calibrated groups left without an image by a run that died while imaging."""
+    requests = []
+    for row in products_db.calibrated_without_image(store):
+        group = row["group_id"]
+        if group[:10] < CALIBRATION_START or is_locked(layout, group):
+            continue
+        runs = instance.get_runs(RunsFilter(tags={"dagster/partition": group}), limit=1)
+        if runs and runs[0].status in LIVE_RUN_STATUSES:
+            continue  # its run is still under way (e.g. waiting for the imaging pool)
+        attempts = instance.get_runs_count(RunsFilter(job_name="image_group_job",
+                                                      tags={"dagster/partition": group}))
+        if attempts < REIMAGE_ATTEMPTS:
+            newest = runs[0].run_id[:8] if runs else "none"
+            requests.append(Request("image_group_job", group, f"image-{group}-{newest}", group))
+    return requests
+
+
+@sensor(name="calibration_sensor", jobs=[bandpass_solution_job, gain_solution_job, calibrate_group_job,
+                                                 image_group_job],
         minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
 def calibration_sensor(context: SensorEvaluationContext, storage: StorageLayoutResource,
                        state: StateDatabasesResource, notifier: NotifierResource):
@@ -170,6 +202,7 @@ def calibration_sensor(context: SensorEvaluationContext, storage: StorageLayoutR
     gap_min = float(storage.settings()["CONTIMG_CAL_GAP_ALERT_MIN"])
     with state.open() as store:
         plan = plan_tick(storage.layout(), store, context.cursor, gap_alert_min=gap_min)
+        plan.requests += reimage_requests(storage.layout(), store, context.instance)
         alert_on_gap(store, notifier.notifier(), plan)
     cursor = json.dumps({"rowid": plan.rowid, "keys": plan.keys})
     if not plan.requests:

@@ -25,7 +25,7 @@ from contimg.layout import StorageLayout
 from contimg.ops.notifier import Notifier, level_changed
 from contimg.state import StateStore
 from contimg.state.connection import StateDatabaseError
-from contimg_assets.partitions import GROUP_TAG, observation_groups
+from contimg_assets.partitions import GROUP_TAG, REDONE_BY_SENSORS, observation_groups
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 
 LIVE_RUN_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED,
@@ -40,6 +40,7 @@ convert_group_job = define_asset_job(
     selection=AssetSelection.assets("uvh5_group", "measurement_set", "calibrated_ms", "image",
                                     "photometry"),
     executor_def=in_process_executor,
+    tags=REDONE_BY_SENSORS,
     description="Validate one observation group, convert it to a Measurement Set, calibrate "
                 "and image it (one run, one process).",
 )

@@ -1076,6 +1076,75 @@ def test_a_second_imaging_of_a_group_waits_for_the_first(imageable):
     assert len(_image_rows(imageable)) == 4, "one current set"
 
 
+def _signal_wsclean_once_running(signum: int, timeout_s: float = 120.0) -> None:
+    """Send `signum` to the WSClean process as soon as one runs (from a thread)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = subprocess.run(["pgrep", "-x", "wsclean"], capture_output=True, text=True)
+        if found.stdout.split():
+            os.kill(int(found.stdout.split()[0]), signum)
+            return
+        time.sleep(0.05)
+
+
+def test_a_crashing_wsclean_is_quarantined_with_its_reason_and_not_retried(imageable):
+    import threading
+
+    from contimg.imaging.stage import ImagingError, image_group
+    from contimg.state import products_db
+    from sensors.calibration import reimage_requests
+
+    layout = resolve_layout()
+    store = StateStore(layout.state_dir)
+    current = [r["path"] for r in _image_rows(imageable)]
+    crash = threading.Thread(target=_signal_wsclean_once_running, args=(signal.SIGSEGV,))
+    crash.start()
+    with pytest.raises(ImagingError, match=r"WSClean failed \(exit -11\).*kept in .*failed.*"
+                                           r"not retried automatically"):
+        image_group(layout, store, imageable)
+    crash.join()
+    kept = sorted(layout.images_dir.glob("failed/*/*.img.failed-*"))
+    assert kept, "the failed workspace is kept for the operator"
+    assert "exit -11" in (kept[-1] / "FAILED.txt").read_text()
+    assert [r["path"] for r in _image_rows(imageable)] == current, "the current set untouched"
+    failure = store.query("products", "SELECT reason, quarantine_path FROM image_failures"
+                                      " WHERE group_id = ?", (imageable,))[-1]
+    assert "exit -11" in failure["reason"] and failure["quarantine_path"] == str(kept[-1])
+    moved = store.query("products", "SELECT reason FROM file_moves WHERE action = 'quarantine'"
+                                    " AND destination = ?", (str(kept[-1]),))
+    assert moved and "WSClean failed" in moved[0]["reason"]
+    # Were the current set gone too, the sensors would not re-image it: a failure is on record.
+    from dagster import DagsterInstance
+
+    with DagsterInstance.ephemeral() as instance:
+        assert imageable not in [r.group for r in reimage_requests(layout, store, instance)]
+    assert imageable not in [r["group_id"] for r in products_db.calibrated_without_image(store)]
+
+
+def test_a_group_whose_imaging_run_died_is_requested_again(imageable):
+    from dagster import DagsterInstance
+
+    from contimg.imaging.stage import image_group
+    from sensors.calibration import reimage_requests
+
+    layout = resolve_layout()
+    store = StateStore(layout.state_dir)
+    # As a run killed while imaging leaves it: calibrated (again, after any failure on
+    # record), no current image, no live lock.
+    store.execute("products", "UPDATE images SET status = 'superseded' WHERE group_id = ?",
+                  (imageable,))
+    store.execute("products", "UPDATE ms_index SET calibration_since = ? WHERE group_id = ?",
+                  (time.time() + 1, imageable))
+    with DagsterInstance.ephemeral() as instance:
+        requests = reimage_requests(layout, store, instance)
+        assert [(r.job, r.partition) for r in requests] == [("image_group_job", imageable)]
+        with group_lock(layout, imageable):  # a live holder: its run is still imaging
+            assert reimage_requests(layout, store, instance) == []
+    image_group(layout, store, imageable)
+    with DagsterInstance.ephemeral() as instance:
+        assert reimage_requests(layout, store, instance) == []
+
+
 # -- photometry: kill -9, bad input, a full disk, a second run at once ------------------
 
 _MEASURE_STUCK_BEFORE_RENAME = """
@@ -1191,3 +1260,76 @@ def test_a_second_photometry_of_a_group_waits_for_the_first(measurable):
     finished = time.monotonic()
     holder.join()
     assert outcome.parquet.exists() and finished > released[0]
+
+
+# -- run workers: killed, detected by run monitoring, redone --------------------------
+
+def _instance_of_the_run_command(home: Path):
+    """A Dagster instance configured as `scripts/run.sh` configures the embedded default."""
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    subprocess.run(["bash", str(REPO / "scripts" / "dagster_instance.sh"), str(home)], check=True)
+    return DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+
+
+def _started_run(instance, job: str, tags: dict, worker_pid: int):
+    """A STARTED run of `job` whose worker recorded `worker_pid` as Dagster's own run
+    worker does in its first event."""
+    from dagster import DagsterRun, DagsterRunStatus, MetadataValue
+    from dagster._core.events import EngineEventData
+    from dagster._core.utils import make_new_run_id
+
+    run = instance.add_run(DagsterRun(job_name=job, run_id=make_new_run_id(),
+                                      status=DagsterRunStatus.STARTED, tags=tags))
+    instance.report_engine_event(f"Started process for run (pid: {worker_pid}).", run,
+                                 EngineEventData(metadata={"pid": MetadataValue.text(str(worker_pid))}))
+    return run
+
+
+def test_a_killed_run_worker_is_failed_by_run_monitoring_and_only_group_level_jobs_retry(tmp_path):
+    import logging
+
+    from dagster import DagsterRunStatus
+    from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_retry
+    from dagster._daemon.monitoring.run_monitoring import monitor_started_run
+
+    from contimg_assets.definitions import defs
+    from resources.run_launcher import LocalRunLauncher
+
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    with _instance_of_the_run_command(tmp_path / "dagster") as instance:
+        assert isinstance(instance.run_launcher, LocalRunLauncher)
+        runs = {job: _started_run(instance, job, dict(defs.resolve_job_def(job).tags), worker.pid)
+                for job in ("bandpass_solution_job", "convert_group_job", "image_group_job")}
+        alive = instance.run_launcher.check_run_worker_health(runs["bandpass_solution_job"])
+        assert alive.status.value == "RUNNING", alive
+        worker.kill()
+        worker.wait()
+        for run in runs.values():
+            monitor_started_run(instance, None, instance.get_run_record_by_id(run.run_id),
+                                logging.getLogger("test"))
+        failed = {job: instance.get_run_by_id(run.run_id) for job, run in runs.items()}
+        assert all(run.status == DagsterRunStatus.FAILURE for run in failed.values())
+        reasons = [e.message for e in instance.all_logs(runs["convert_group_job"].run_id)
+                   if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_FAILURE"]
+        assert any(f"pid {worker.pid}" in m and "gone" in m for m in reasons), reasons
+        # A group-level job is retried by Dagster; the per-group ones are redone by the
+        # sensors (a retry on top would do the group twice).
+        assert should_retry(failed["bandpass_solution_job"], instance)
+        assert not should_retry(failed["convert_group_job"], instance)
+        assert not should_retry(failed["image_group_job"], instance)
+
+
+def test_a_recycled_pid_is_not_taken_for_the_run_worker():
+    from resources.run_launcher import STARTED_BEFORE_EVENT_S, process_started_near
+
+    now = time.time()
+    assert process_started_near(os.getpid(), now)
+    # This process started long before a worker that recorded its pid just now would have.
+    assert not process_started_near(os.getpid(), now + STARTED_BEFORE_EVENT_S + 3600)
+    # ...and a pid recorded before this process existed belongs to another process.
+    assert not process_started_near(os.getpid(), now - 10 * 365 * 86400)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert not process_started_near(gone.pid, now)

@@ -93,7 +93,10 @@ def image_group(layout: StorageLayout, store: StateStore, group_id: str, *,
         set_dir.mkdir()
         made_from = ImageSource(group_iso, ms, tuple(p.name for p in group_member_files(store, group_iso)),
                                 tuple(json.loads(row["cal_tables"] or "[]")))
-        outcome = _make_set(ms, set_dir, made_from, options)
+        try:
+            outcome = _make_set(ms, set_dir, made_from, options)
+        except Exception as exc:
+            raise _quarantined(layout, store, group_iso, set_dir, exc) from exc
         lap = time.perf_counter()
         final, superseded = _place(set_dir, layout.image_set_dir(group_iso))
         outcome.image_set, outcome.superseded = final, superseded
@@ -107,6 +110,25 @@ def image_group(layout: StorageLayout, store: StateStore, group_id: str, *,
         outcome.seconds["place"] = time.perf_counter() - lap
     outcome.seconds["total"] = time.perf_counter() - began
     return outcome
+
+
+def _quarantined(layout: StorageLayout, store: StateStore, group_iso: str, set_dir: Path,
+                 exc: Exception) -> ImagingError:
+    """Keep what a failed imaging left (the imager's log among it) in images/failed/, record
+    the failure with its reason, and return the error to raise: it names the group, the
+    reason, where the workspace went and how to image the group again."""
+    reason = f"{type(exc).__name__}: {exc}"
+    kept: Path | None = layout.failed_image_set_dir(group_iso)
+    try:
+        (set_dir / "FAILED.txt").write_text(reason + "\n")
+        move_into_place(set_dir, kept)
+    except OSError:  # a full disk can refuse even this; the reason still goes on record
+        kept = None
+    products_db.record_image_failure(store, group_iso, reason, kept)
+    where = f"its workspace is kept in {kept}" if kept else "its workspace could not be kept"
+    return ImagingError(f"imaging {group_iso} failed ({reason[:1500]}); {where}. It is not "
+                        "retried automatically: fix the cause, then materialise `image` for the "
+                        "partition again.")
 
 
 def image_ms(ms: Path, out_dir: Path, layout: StorageLayout, *,

@@ -290,6 +290,34 @@ def image_rows(store: StateStore, group_id: str, *, status: str = "ready") -> li
                                    " ORDER BY kind", (group_id, status))
 
 
+def record_image_failure(store: StateStore, group_id: str, reason: str,
+                         quarantined: Path | None) -> None:
+    """A failed imaging of the group: its reason, and where its workspace was kept (the
+    move logged in file_moves). Until an image is made again, the group is not re-imaged
+    automatically: the same data would fail the same way."""
+    conn = store.connection("products")
+    with write_transaction(conn):
+        conn.execute("INSERT INTO image_failures (group_id, failed_at, reason, quarantine_path)"
+                     " VALUES (?, ?, ?, ?)", (group_id, utc_now(), reason[:4000],
+                                              str(quarantined) if quarantined else None))
+        if quarantined is not None:
+            record_move(conn, "(workspace)", quarantined, action="quarantine", actor="imaging",
+                        reason=reason[:2000])
+
+
+def calibrated_without_image(store: StateStore) -> list[sqlite3.Row]:
+    """Calibrated groups with no current image and no imaging failure recorded since their
+    calibration (a run killed while imaging leaves one), oldest first."""
+    return store.query(
+        "products",
+        "SELECT m.group_id, m.calibration_since FROM ms_index m WHERE m.status = 'converted'"
+        " AND m.calibration_status = 'calibrated'"
+        " AND NOT EXISTS (SELECT 1 FROM images i WHERE i.group_id = m.group_id AND i.status = 'ready')"
+        " AND NOT EXISTS (SELECT 1 FROM image_failures f WHERE f.group_id = m.group_id"
+        " AND f.failed_at >= strftime('%Y-%m-%dT%H:%M:%S', m.calibration_since, 'unixepoch'))"
+        " ORDER BY m.start_mjd")
+
+
 def newest_created(store: StateStore) -> tuple[str | None, str | None]:
     """(newest ms_index creation, newest current image creation), ISO texts or None."""
     ms = store.query("products", "SELECT max(created) FROM ms_index WHERE status = 'converted'")

@@ -201,6 +201,16 @@ MIGRATIONS: dict[str, list[str]] = {
         ALTER TABLE mosaics ADD COLUMN quality TEXT;
         CREATE INDEX mosaics_window ON mosaics(kind, status, start_mjd);
         """,
+        """
+        CREATE TABLE image_failures (
+            id INTEGER PRIMARY KEY,
+            group_id TEXT NOT NULL,
+            failed_at TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            quarantine_path TEXT
+        );
+        CREATE INDEX image_failures_group ON image_failures(group_id);
+        """,
     ],
     "master_sources": [
         """
