@@ -25,11 +25,15 @@ from pathlib import Path
 
 from benchmarks.live_platform import (
     create_instance,
+    free_port,
+    kill_group,
     platform_environment,
     start_daemon,
+    start_webserver,
     stop_daemon,
     tree_rss,
     wait_for_sensor,
+    wait_for_webserver,
 )
 from contimg.instrument import GROUP_DURATION_S
 from contimg.layout import StorageLayout, resolve_layout
@@ -55,6 +59,7 @@ class DayAudit:
     groups_with_more_than_one_run: list[str] = field(default_factory=list)
     runs_by_status: dict[str, int] = field(default_factory=dict)
     failed_runs: list[str] = field(default_factory=list)
+    killed_runs: list[str] = field(default_factory=list)
 
     @property
     def consistent(self) -> bool:
@@ -66,9 +71,12 @@ class DayAudit:
                 and not self.groups_with_more_than_one_run and not self.failed_runs)
 
 
-def run_day(groups: int, speedup: float, work: Path, timeout_s: float | None = None) -> dict:
+def run_day(groups: int, speedup: float, work: Path, timeout_s: float | None = None,
+            restart_after_images: int | None = None) -> dict:
     """Push `groups` tiny groups through a live platform at `speedup` × the real cadence;
-    the figures and the audit as one dict (its "consistent" says whether the day passed)."""
+    the figures and the audit as one dict (its "consistent" says whether the day passed).
+    With `restart_after_images`, the daemon and a webserver are killed (SIGKILL to their
+    process groups, run workers included) once that many images exist, and started again."""
     home = work / "day-home"
     shutil.rmtree(home, ignore_errors=True)
     cadence = max(1, round(GROUP_DURATION_S / speedup))
@@ -82,41 +90,59 @@ def run_day(groups: int, speedup: float, work: Path, timeout_s: float | None = N
                                CONTIMG_CAL_GAIN_SOLINT="inf")
     layout = resolve_layout(env).ensure()
     create_instance(env)
-    daemon = start_daemon(env, home / "daemon.log")
+    figures: dict = {"groups": groups, "speedup": speedup, "cadence_s": cadence}
     deadline = time.time() + (timeout_s or groups * cadence * 3 + 900)
+    daemon = start_daemon(env, home / "daemon.log")
+    webserver = None
     try:
         wait_for_sensor(env, "simulated_telescope_sensor")
-        finished, peak = _wait_for_the_day(layout, groups, home / "dagster", daemon.pid, deadline)
+        peak = 0
+        if restart_after_images:
+            port = free_port()
+            webserver = start_webserver(env, home / "webserver.log", port)
+            _, peak = _wait_for_the_day(layout, restart_after_images, home / "dagster", daemon.pid,
+                                        deadline, until_idle=False)
+            figures["restarted_at_images"] = _images_ready(layout)
+            kill_group(daemon)
+            kill_group(webserver)
+            daemon = start_daemon(env, home / "daemon-after-restart.log")
+            webserver = start_webserver(env, home / "webserver.log", port)
+            figures["webserver_back_s"] = round(wait_for_webserver(port), 1)
+        finished, peak_after = _wait_for_the_day(layout, groups, home / "dagster", daemon.pid,
+                                                 deadline)
     finally:
         stop_daemon(daemon)
+        if webserver is not None:
+            stop_daemon(webserver)
         shutil.rmtree(env["CONTIMG_TMPFS_DIR"], ignore_errors=True)
     audit = audit_day(layout, home / "dagster", groups)
-    figures: dict = {"groups": groups, "speedup": speedup, "cadence_s": cadence,
-                     "finished": finished, "consistent": audit.consistent}
+    figures |= {"finished": finished, "consistent": audit.consistent}
     figures |= _timing(layout, groups, cadence)
-    figures["peak_gb"] = round(peak / 1e9, 2)
+    figures["peak_gb"] = round(max(peak, peak_after) / 1e9, 2)
     figures["audit"] = asdict(audit)
     return figures
 
 
-def bench_day(groups: int, speedup: float, work: Path) -> int:
-    """Run the day and print its figures as one JSON line; 0 when the audit passed."""
+def bench_day(groups: int, speedup: float, work: Path, timeout_min: float | None = None) -> int:
+    """Run the day and print its figures as one JSON line; 0 when the audit passed. After
+    `timeout_min` the platform is stopped and what it did so far is audited and printed."""
     print(f"a day of {groups} tiny groups at {speedup:g}x the real cadence "
           f"(one every {max(1, round(GROUP_DURATION_S / speedup))} s) into {work / 'day-home'} ...",
           flush=True)
-    figures = run_day(groups, speedup, work)
+    figures = run_day(groups, speedup, work, timeout_s=timeout_min * 60 if timeout_min else None)
     print(json.dumps(figures))
     return 0 if figures["consistent"] else 1
 
 
-def _wait_for_the_day(layout: StorageLayout, groups: int, dagster_home: Path, root_pid: int,
-                      deadline: float) -> tuple[bool, int]:
-    """Until every group has its PB-corrected image and no run is in flight (or the
-    deadline); (whether it finished, peak summed RSS bytes of the daemon's tree)."""
+def _wait_for_the_day(layout: StorageLayout, images: int, dagster_home: Path, root_pid: int,
+                      deadline: float, *, until_idle: bool = True) -> tuple[bool, int]:
+    """Until `images` groups have their PB-corrected image and (`until_idle`) no run is in
+    flight, or the deadline; (whether it got there, peak summed RSS bytes of the daemon's
+    process tree)."""
     peak = 0
     while time.time() < deadline:
         peak = max(peak, tree_rss(root_pid))
-        if _images_ready(layout) >= groups and not _runs_in_flight(dagster_home):
+        if _images_ready(layout) >= images and not (until_idle and _runs_in_flight(dagster_home)):
             return True, peak
         time.sleep(POLL_S)
     return False, peak
@@ -181,13 +207,26 @@ def _audit_runs(audit: DayAudit, dagster_home: Path) -> None:
     """Run counts by status, failed runs by job and partition, and conversion runs per group."""
     with _instance(dagster_home) as instance:
         runs = instance.get_runs()
-    audit.runs_by_status = dict(Counter(run.status.value for run in runs))
-    audit.failed_runs = sorted(f"{run.job_name} {run.tags.get('dagster/partition', '')}".strip()
-                               for run in runs if run.status.value == "FAILURE")
+        audit.runs_by_status = dict(Counter(run.status.value for run in runs))
+        for run in runs:
+            if run.status.value == "FAILURE":
+                name = f"{run.job_name} {run.tags.get('dagster/partition', '')}".strip()
+                killed = _worker_died(instance, run.run_id)
+                (audit.killed_runs if killed else audit.failed_runs).append(name)
     converted = Counter(run.tags.get("dagster/partition") for run in runs
                         if run.job_name == "convert_group_job" and run.status.value == "SUCCESS")
     audit.convert_runs_succeeded = len(converted)
     audit.groups_with_more_than_one_run = sorted(g for g, n in converted.items() if n > 1)
+
+
+def _worker_died(instance, run_id: str) -> bool:
+    """Whether run monitoring failed the run because its worker was gone (or never started),
+    as a killed node leaves it, rather than a step failing."""
+    from dagster import DagsterEventType
+
+    failures = instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_FAILURE).records
+    text = " ".join(r.event_log_entry.message or "" for r in failures)
+    return "is gone: killed or crashed" in text or "to start" in text
 
 
 def _timing(layout: StorageLayout, groups: int, cadence: int) -> dict:

@@ -5,6 +5,7 @@ memory of its process tree."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -90,3 +91,50 @@ def tree_rss(root: int) -> int:
         total += rss.get(pid, 0)
         stack.extend(children.get(pid, []))
     return total
+
+
+def start_webserver(env: dict[str, str], log: Path, port: int) -> subprocess.Popen:
+    """`dagster-webserver` on loopback `port`, in its own session (stopped as a group)."""
+    out = log.open("a")
+    return subprocess.Popen([str(Path(sys.executable).with_name("dagster-webserver")), "-w",
+                             str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+                            env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def wait_for_webserver(port: int, timeout_s: float = 180.0) -> float:
+    """Seconds until the webserver answers GraphQL with the code location loaded."""
+    import json
+    import urllib.request
+
+    began = time.monotonic()
+    query = json.dumps({"query": "{ workspaceOrError { ... on Workspace { locationEntries {"
+                                 " locationOrLoadError { __typename } } } } }"}).encode()
+    while time.monotonic() - began < timeout_s:
+        try:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=query,
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                if b"RepositoryLocation" in reply.read():
+                    return time.monotonic() - began
+        except OSError:
+            pass
+        time.sleep(1.0)
+    raise RuntimeError(f"the webserver on port {port} never answered")
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL to a service's whole process group (as a node's crash or `systemctl kill`):
+    the daemon takes its code server and every run worker it launched with it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, 9)
+    process.wait()
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
