@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     sens.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench-sensor"))
     part = which.add_parser("partitions", help="a year of group partitions in Dagster")
     part.add_argument("--count", type=int, default=100_000, help="partition keys to create")
+    part.add_argument("--reference", type=int, default=1000, help="the small N measured alongside")
+    part.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench-partitions"),
+                      help="where the instances are made (replaced each run)")
     cal = which.add_parser("calibration", help="calibration stages beside CASA's own path")
     cal.add_argument("--size", default="full", help="simulator size preset")
     cal.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench"),
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.benchmark == "partitions":
         from benchmarks.partitions import bench_partitions
 
-        return bench_partitions(args.count)
+        return bench_partitions(args.count, args.reference, args.work)
     from benchmarks.sensor import bench_sensor
 
     return bench_sensor(args.files, args.work)

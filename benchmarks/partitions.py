@@ -1,68 +1,134 @@
 """`contimg bench partitions`: a year of observation groups as Dagster partitions.
 
-Adds N group keys (≈100k a year) to a real SQLite Dagster instance and times what
-the platform does with them: adding the next group's key, checking one exists, and
-listing all keys (what the UI does for a partitioned asset). The reference is the
-same operations with 1,000 keys, measured in the same run.
+A fresh SQLite Dagster instance (the embedded default) gets N group keys (≈100k a year,
+ISO timestamps one cadence apart) and a materialisation of every per-group asset for
+each (benchmarks/partition_fill.py). Then, with that many partitions existing:
+
+- one tick of the real incoming-files sensor with a new group in incoming/, and the
+  daemon's part of it (adding the requested partition);
+- the `image` asset page and one partition's page in Debian's Chromium against a real
+  dagster-webserver, timed until the content is painted (the latest materialisation's
+  key; the partition's own metadata), cold (first visit: the server builds its
+  partition-status cache) and warm (a second visit in a new browser context).
+
+The same is measured at a small reference N in the same run; the last line is JSON.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import statistics
-import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
-from contimg import naming
-from contimg.simulation.instrument import GROUP_DURATION_S
-from contimg.simulation.telescope import DEFAULT_START
+from benchmarks.partition_fill import PARTITIONS, fill, group_keys, image_path
 
-BATCH = 5000
+TARGET_S = 5.0
+PAGE_TIMEOUT_S = 180.0
 
 
-def bench_partitions(count: int) -> int:
-    """Time partition operations at `count` keys and at 1,000; print figures and JSON."""
+def bench_partitions(count: int, reference: int, work: Path) -> int:
+    """Measure at `reference` and `count` groups; print each figure set and a JSON line."""
     figures = {}
-    with tempfile.TemporaryDirectory() as home:
-        for label, n in (("reference_1k", 1000), ("year", count)):
-            figures[label] = _measure(Path(home) / label, n)
-            print(f"{label}: {figures[label]}")
-    year, ref = figures["year"], figures["reference_1k"]
-    print(json.dumps({"keys": count, "add_one_s": year["add_one_s"],
-                      "has_one_s": year["has_one_s"], "list_all_s": year["list_all_s"],
-                      "add_one_ratio_vs_1k": round(year["add_one_s"] / ref["add_one_s"], 2),
-                      "list_all_ratio_vs_1k": round(year["list_all_s"] / ref["list_all_s"], 1)}))
+    for label, n in (("reference", reference), ("year", count)):
+        began = time.perf_counter()
+        figures[label] = measure(work / f"groups-{n}", n)
+        figures[label]["wall_s"] = round(time.perf_counter() - began, 1)
+        print(f"{label} ({n} groups): {json.dumps(figures[label])}", flush=True)
+    year, ref = figures["year"], figures["reference"]
+    timed = ("sensor_tick_s", "sensor_apply_s", "asset_page_cold_s", "asset_page_warm_s",
+             "partition_page_cold_s", "partition_page_warm_s")
+    over = [k for k in timed if year[k] is None or year[k] > TARGET_S]
+    print(json.dumps({"groups": count, "reference_groups": reference,
+                      **{k: year[k] for k in ("register_s", "materialize_s", *timed)},
+                      "ratio_vs_reference": {k: _ratio(year[k], ref[k]) for k in timed},
+                      "over_5s": over}))
     return 0
 
 
-def _measure(home: Path, n: int) -> dict:
+def measure(base: Path, n: int) -> dict:
+    """Fill a fresh instance under `base` with `n` groups and time the sensor and pages."""
     from dagster import DagsterInstance
 
-    home.mkdir(parents=True)
-    instance = DagsterInstance.local_temp(str(home))
-    name = "observation_groups"
-    keys = _keys(n + 5)
+    from benchmarks.dagster_ui import write_instance_yaml
+
+    shutil.rmtree(base, ignore_errors=True)
+    os.environ.update(CONTIMG_HOME=str(base / "home"), CONTIMG_TMPFS_DIR=str(base / "shm"))
+    dagster_home = base / "dagster_home"
+    write_instance_yaml(dagster_home)
+    instance = DagsterInstance.from_config(str(dagster_home))
+    figures: dict = fill(instance, n)
+    list_s = [_timed(instance.get_dynamic_partitions, PARTITIONS) for _ in range(3)]
+    figures["list_all_keys_s"] = round(statistics.median(list_s), 3)
+    figures.update(_sensor_tick(instance, n))
+    figures.update(_pages(dagster_home, base, n))
+    return figures
+
+
+def _sensor_tick(instance, n: int) -> dict:
+    """The incoming sensor's tick with group n (16 subband files) newly arrived, then the
+    daemon's part: adding the partitions it asked for that do not exist yet."""
+    from dagster import build_sensor_context
+
+    from benchmarks.sensor import _populate
+    from contimg.layout import resolve_layout
+    from contimg_assets.definitions import defs
+
+    _populate(resolve_layout().ensure().incoming_dir, 16, first_group=n)
+    sensor = defs.resolve_sensor_def("incoming_files_sensor")
     began = time.perf_counter()
-    for start in range(0, n, BATCH):
-        instance.add_dynamic_partitions(name, keys[start:min(start + BATCH, n)])
-    fill_s = time.perf_counter() - began
-    add_s = statistics.median(
-        _timed(instance.add_dynamic_partitions, name, [key]) for key in keys[n:])
-    has_s = statistics.median(
-        _timed(instance.has_dynamic_partition, name, keys[n - 1]) for _ in range(5))
-    list_s = statistics.median(_timed(instance.get_dynamic_partitions, name) for _ in range(3))
-    return {"keys": n, "fill_s": round(fill_s, 2), "add_one_s": round(add_s, 4),
-            "has_one_s": round(has_s, 4), "list_all_s": round(list_s, 3)}
+    with build_sensor_context(instance=instance, resources=defs.resources) as context:
+        result = sensor(context)
+    tick_s = time.perf_counter() - began
+    requested = [k for r in result.dynamic_partitions_requests for k in r.partition_keys]
+    assert requested == group_keys(1, first=n), requested
+    began = time.perf_counter()
+    new = [k for k in requested if not instance.has_dynamic_partition(PARTITIONS, k)]
+    instance.add_dynamic_partitions(PARTITIONS, new)
+    return {"sensor_tick_s": round(tick_s, 3), "sensor_apply_s": round(time.perf_counter() - began, 3),
+            "runs_requested": len(result.run_requests)}
 
 
-def _keys(n: int) -> list[str]:
-    return [naming.iso_timestamp(DEFAULT_START + timedelta(seconds=i * GROUP_DURATION_S))
-            for i in range(n)]
+def _pages(dagster_home: Path, base: Path, n: int) -> dict:
+    """Time the image asset page and a mid-year partition's page, cold then warm."""
+    import requests
+
+    from benchmarks.dagster_ui import chromium, time_until_visible, webserver
+
+    keys = group_keys(n)
+    latest, middle = keys[-1], keys[n // 2]
+    pages = {"asset_page": ("/assets/image", latest),
+             "partition_page": (f"/assets/image?view=partitions&partition={middle}",
+                                image_path(middle))}
+    figures: dict = {}
+    began = time.perf_counter()
+    with webserver(dagster_home, dict(os.environ), base / "webserver.log") as url:
+        figures["webserver_start_s"] = round(time.perf_counter() - began, 1)
+        requests.post(f"{url}/graphql", json={"query": "mutation { setNuxSeen }"}, timeout=60)
+        with chromium() as browser:
+            for name, (path, text) in pages.items():
+                for visit in ("cold", "warm"):
+                    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+                    page = context.new_page()
+                    try:
+                        figures[f"{name}_{visit}_s"] = round(time_until_visible(
+                            page, url + path, lambda p, t=text: p.get_by_text(t, exact=True),
+                            PAGE_TIMEOUT_S), 2)
+                    except Exception as exc:  # a page that never paints is a figure too
+                        print(f"{name} ({visit}) not painted in {PAGE_TIMEOUT_S} s: {exc}")
+                        figures[f"{name}_{visit}_s"] = None
+                    page.screenshot(path=str(base / f"{name}_{visit}.png"))
+                    context.close()
+    return figures
 
 
 def _timed(action, *args) -> float:
     began = time.perf_counter()
     action(*args)
     return time.perf_counter() - began
+
+
+def _ratio(year: float | None, ref: float | None) -> float | None:
+    return round(year / ref, 1) if year is not None and ref else None
