@@ -89,6 +89,9 @@ SPECS: tuple[Spec, ...] = (
     # disks
     Spec("CONTIMG_DISK_WARN_FREE_GB", "disk", "float", 200.0, "fast disk WARN below this"),
     Spec("CONTIMG_DISK_ERROR_FREE_GB", "disk", "float", 100.0, "fast disk ERROR below this"),
+    Spec("CONTIMG_DISK_HOLD_FREE_GB", "disk", "float", 10.0,
+         "below this much free on the fast disk, complete groups wait (pending, nothing lost) "
+         "instead of converting; 0 turns the hold off", minimum=0.0),
     Spec("CONTIMG_TMPFS_ERROR_PERCENT", "disk", "float", 95.0, "tmpfs ERROR above this",
          maximum=100.0),
     Spec("CONTIMG_GROWTH_MIN_SPAN_H", "disk", "float", 6.0,
@@ -421,6 +424,10 @@ def _check_relations(values: Mapping[str, object]) -> None:
     if values["CONTIMG_DISK_ERROR_FREE_GB"] > values["CONTIMG_DISK_WARN_FREE_GB"]:  # type: ignore[operator]
         raise SettingsError("CONTIMG_DISK_ERROR_FREE_GB must not exceed CONTIMG_DISK_WARN_FREE_GB. "
                             "Fix: lower the error threshold or raise the warning one.")
+    if values["CONTIMG_DISK_HOLD_FREE_GB"] > values["CONTIMG_DISK_ERROR_FREE_GB"]:  # type: ignore[operator]
+        raise SettingsError("CONTIMG_DISK_HOLD_FREE_GB must not exceed CONTIMG_DISK_ERROR_FREE_GB "
+                            "(the hold is the last line, after the ERROR alert). Fix: lower the "
+                            "hold or raise the error threshold.")
 
 
 def _read_sections(path_text: str | None) -> dict[str, dict[str, object]]:

@@ -23,6 +23,7 @@ from contimg.ingest.scanner import scan_incoming
 from contimg.ingest.settings import IngestSettings
 from contimg.layout import StorageLayout
 from contimg.ops.notifier import Notifier, level_changed
+from contimg.ops.thresholds import conversion_hold
 from contimg.state import StateStore
 from contimg.state.connection import StateDatabaseError
 from contimg_assets.partitions import GROUP_TAG, REDONE_BY_SENSORS, observation_groups
@@ -64,11 +65,13 @@ def build_incoming_files_sensor(interval_s: int = 15) -> SensorDefinition:
                 RunsFilter(tags={GROUP_TAG: group_id}, statuses=LIVE_RUN_STATUSES), limit=1)
             return bool(runs)
 
+        hold = conversion_hold(layout, storage.settings())
         try:
             with state.open() as store:
                 report = run_tick(layout, store, IngestSettings.from_settings(storage.settings()),
-                              run_queued=run_queued)
+                                  run_queued=run_queued, hold=hold is not None)
                 _log_and_alert(context, notifier.notifier(), store, report)
+                _alert_on_hold(context, notifier.notifier(), store, hold)
         except StateDatabaseError as exc:
             # A lost or broken state database stops ingest (nothing is recreated empty);
             # the operator hears about it once an hour until it is restored.
@@ -76,7 +79,7 @@ def build_incoming_files_sensor(interval_s: int = 15) -> SensorDefinition:
             raise
         if not report.ready:
             return SkipReason(f"{report.new_files} new file(s), {len(report.writing)} still being "
-                              "written, no group ready")
+                              "written, " + (f"groups held: {hold}" if hold else "no group ready"))
         return SensorResult(
             run_requests=[RunRequest(partition_key=g.group_id, run_key=g.run_key,
                                      tags={GROUP_TAG: g.group_id}) for g in report.ready],
@@ -88,11 +91,26 @@ def build_incoming_files_sensor(interval_s: int = 15) -> SensorDefinition:
 
 
 def run_tick(layout: StorageLayout, store: StateStore, settings: IngestSettings, *,
-             run_queued=None) -> TickReport:
-    """One sensor tick's work without Dagster: scan and update the registry."""
+             run_queued=None, hold: bool = False) -> TickReport:
+    """One sensor tick's work without Dagster: scan and update the registry (with `hold`,
+    complete groups stay pending)."""
     registry = IngestRegistry(store, settings)
     return registry.update(scan_incoming(layout.incoming_dir), time.time(),
-                           lock_held=lambda group: is_locked(layout, group), run_queued=run_queued)
+                           lock_held=lambda group: is_locked(layout, group), run_queued=run_queued,
+                           hold=hold)
+
+
+def _alert_on_hold(context: SensorEvaluationContext, notifier: Notifier, store: StateStore,
+                   hold: str | None) -> None:
+    """One `conversion_held` alert when the disk floor starts holding groups, one
+    `conversion_resumed` when it lets them go; a warning in the tick's log meanwhile."""
+    if hold:
+        context.log.warning(hold)
+    previous = level_changed(store, "conversion_hold", "HELD" if hold else "OK")
+    if previous is not None and hold:
+        notifier.notify("conversion_held", hold)
+    elif previous is not None:
+        notifier.notify("conversion_resumed", "the fast disk has room again: held groups convert")
 
 
 _LAST_ALERT: dict[str, float] = {}

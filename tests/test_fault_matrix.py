@@ -1262,6 +1262,38 @@ def test_a_second_photometry_of_a_group_waits_for_the_first(measurable):
     assert outcome.parquet.exists() and finished > released[0]
 
 
+# -- disk thresholds crossed while the stream runs ------------------------------------
+
+def test_a_fast_disk_below_its_floor_holds_new_groups_pending_and_lets_them_go(
+        platform, tiny_groups, tmp_path, monkeypatch):
+    layout, resources, instance = platform
+    fake = tmp_path / "disk.json"
+    fake.write_text('{"fast_disk_free_gb": 4}')
+    monkeypatch.setenv("CONTIMG_FAKE_DISK_USAGE", str(fake))
+    _drop(tiny_groups[0].files, layout.incoming_dir)
+    held = _tick(instance, resources)
+    assert held.__class__.__name__ == "SkipReason"
+    assert "4.0 GB free, below CONTIMG_DISK_HOLD_FREE_GB=10" in held.skip_message
+    registry = _registry(layout)
+    assert registry.group_state(tiny_groups[0].group_id)[0] == "pending", "recorded, not lost"
+    alerts = (layout.logs_dir / "alerts.jsonl").read_text()
+    assert alerts.count("conversion_held") == 1
+    _tick(instance, resources)  # still held: no second alert
+    assert (layout.logs_dir / "alerts.jsonl").read_text().count("conversion_held") == 1
+    fake.write_text('{"fast_disk_free_gb": 400}')  # retention freed space
+    assert _requests(_tick(instance, resources)) == {
+        tiny_groups[0].group_id: f"convert-{tiny_groups[0].group_id}"}
+    assert "conversion_resumed" in (layout.logs_dir / "alerts.jsonl").read_text()
+
+
+def test_a_hold_floor_above_the_error_threshold_is_refused(layout_env, monkeypatch):
+    from contimg.settings import SettingsError, load_settings
+
+    monkeypatch.setenv("CONTIMG_DISK_HOLD_FREE_GB", "150")
+    with pytest.raises(SettingsError, match="CONTIMG_DISK_HOLD_FREE_GB must not exceed"):
+        load_settings()
+
+
 # -- run workers: killed, detected by run monitoring, redone --------------------------
 
 def _instance_of_the_run_command(home: Path):

@@ -30,3 +30,23 @@ def test_thirty_groups_are_each_converted_calibrated_and_imaged_exactly_once(tmp
     assert audit["groups_with_more_than_one_run"] == []
     assert figures["consistent"]
     assert figures["images"] == GROUPS and figures["latency_max_s"] > 0
+
+
+@pytest.mark.slow
+def test_killing_the_daemon_and_webserver_mid_stream_loses_and_duplicates_no_group(tmp_path):
+    # SIGKILL to both services' process groups once 3 images exist: the daemon takes its
+    # code server and the run workers in flight with it. Started again, run monitoring
+    # fails the dead runs (their workers are gone) and the sensors and run retries redo them.
+    groups = 12
+    figures = run_day(groups, speedup=30, work=tmp_path, timeout_s=1500, restart_after_images=3)
+    print(json.dumps(figures))
+    audit = figures["audit"]
+    assert figures["restarted_at_images"] >= 3 and figures["webserver_back_s"] < 180
+    assert figures["finished"], f"the stream did not finish after the restart: {audit}"
+    assert audit["failed_runs"] == [], "only runs whose worker died may have failed"
+    for count in ("ingest_completed", "ms_rows", "ms_on_disk", "calibrated", "images_ready",
+                  "images_on_disk", "convert_runs_succeeded"):
+        assert audit[count] == groups, (count, audit)
+    assert audit["groups_imaged_more_than_once"] == []
+    assert audit["groups_with_more_than_one_run"] == []
+    assert figures["consistent"]

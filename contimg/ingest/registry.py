@@ -74,12 +74,15 @@ class IngestRegistry:
         self.conn = store.connection("ingest")
 
     def update(self, observations: Iterable[FileObservation], now: float, *,
-               lock_held: IsBusy | None = None, run_queued: IsBusy | None = None) -> TickReport:
+               lock_held: IsBusy | None = None, run_queued: IsBusy | None = None,
+               hold: bool = False) -> TickReport:
         """Record what the scan saw, group complete files, and report ready groups.
 
         `lock_held(group)` says a live process is converting the group (its lock is
         held); `run_queued(group)` says Dagster still has a run for it waiting or
         running. Without them, nothing is taken for dead and nothing is re-requested.
+        With `hold` (the fast disk below its floor), files are still recorded and groups
+        formed, but none is taken for conversion: they stay pending.
         """
         report = TickReport()
         observations = list(observations)
@@ -113,7 +116,7 @@ class IngestRegistry:
             self._find_incomplete(now, stamp, report)
             if lock_held is not None:
                 self._requeue_abandoned(now, lock_held, report)
-            report.ready = self._take_ready(now, run_queued)
+            report.ready = [] if hold else self._take_ready(now, run_queued)
         return report
 
     def group_files(self, group_id: str) -> list[Path]:

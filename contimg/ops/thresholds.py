@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from contimg.ops.storage_usage import StorageObservation
+from contimg.layout import StorageLayout
+from contimg.ops.storage_usage import StorageObservation, volume_usage
 from contimg.settings import Settings, load_settings
 
 LEVELS = ("OK", "WARN", "ERROR")
@@ -42,3 +43,15 @@ class DiskThresholds:
     def tmpfs_level(self, observation: StorageObservation) -> str:
         """OK or ERROR for tmpfs use."""
         return "ERROR" if observation.tmpfs_used_percent > self.tmpfs_error_used_percent else "OK"
+
+
+def conversion_hold(layout: StorageLayout, settings: Settings) -> str | None:
+    """Why new conversions must wait now, or None: the fast disk has less free space than
+    CONTIMG_DISK_HOLD_FREE_GB (the free-space call, or CONTIMG_FAKE_DISK_USAGE's figure)."""
+    floor = float(settings["CONTIMG_DISK_HOLD_FREE_GB"])  # type: ignore[arg-type]
+    free_gb = volume_usage(layout)[0].free / 1e9
+    if floor <= 0 or free_gb >= floor:
+        return None
+    return (f"the fast disk ({layout.ms_dir}) has {free_gb:.1f} GB free, below "
+            f"CONTIMG_DISK_HOLD_FREE_GB={floor:g}: complete groups wait (pending) until space is "
+            "freed (retention, archive) or the hold is lowered")
