@@ -1262,6 +1262,50 @@ def test_a_second_photometry_of_a_group_waits_for_the_first(measurable):
     assert outcome.parquet.exists() and finished > released[0]
 
 
+# -- mosaics: kill -9 before the set is moved in --------------------------------------
+
+_MOSAIC_STUCK_BEFORE_MOVE = """
+import sys, time
+from datetime import datetime
+import contimg.mosaics.stage as stage
+from contimg.layout import resolve_layout
+from contimg.state import StateStore
+def stuck(source, destination):  # killed with every product written, before the move
+    print("written", flush=True)
+    time.sleep(600)
+stage.move_into_place = stuck
+layout = resolve_layout()
+stage.make_hourly_mosaic(layout, StateStore(layout.state_dir), datetime.fromisoformat(sys.argv[1]))
+"""
+
+
+def test_a_mosaic_killed_before_its_move_leaves_nothing_final_and_is_redone(measurable):
+    from datetime import datetime
+
+    from contimg.conversion.staging import reap_stale_workspaces
+    from contimg.mosaics.stage import make_hourly_mosaic
+
+    layout = resolve_layout()
+    store = StateStore(layout.state_dir)
+    hour = datetime.fromisoformat(measurable[:13] + ":00:00")
+    final = layout.mosaic_set_dir("hourly", hour)
+    rows = "SELECT count(*) FROM mosaics WHERE kind = 'hourly' AND status = 'ready'"
+    before = store.query("products", rows)[0][0]
+    child = subprocess.Popen([sys.executable, "-c", _MOSAIC_STUCK_BEFORE_MOVE, hour.isoformat()],
+                             stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    assert child.stdout.readline().strip() == "written"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not final.exists(), "no mosaic in its final location"
+    assert store.query("products", rows)[0][0] == before, "nothing registered"
+    left = [p for root in (layout.tmpfs_root, layout.staging_dir) if root.is_dir()
+            for p in root.glob("mosaic-hourly-*")]
+    assert left and set(reap_stale_workspaces(layout)) >= set(left), "the dead workspace is reaped"
+    outcome = make_hourly_mosaic(layout, store, hour)
+    assert outcome.set_dir == final and (final / outcome.products["image"].name).exists()
+    assert store.query("products", rows)[0][0] == before + 1
+
+
 # -- disk thresholds crossed while the stream runs ------------------------------------
 
 def test_a_fast_disk_below_its_floor_holds_new_groups_pending_and_lets_them_go(
@@ -1333,7 +1377,8 @@ def test_a_killed_run_worker_is_failed_by_run_monitoring_and_only_group_level_jo
     with _instance_of_the_run_command(tmp_path / "dagster") as instance:
         assert isinstance(instance.run_launcher, LocalRunLauncher)
         runs = {job: _started_run(instance, job, dict(defs.resolve_job_def(job).tags), worker.pid)
-                for job in ("bandpass_solution_job", "convert_group_job", "image_group_job")}
+                for job in ("bandpass_solution_job", "hourly_mosaic_job", "convert_group_job",
+                            "image_group_job")}
         alive = instance.run_launcher.check_run_worker_health(runs["bandpass_solution_job"])
         assert alive.status.value == "RUNNING", alive
         worker.kill()
@@ -1349,6 +1394,7 @@ def test_a_killed_run_worker_is_failed_by_run_monitoring_and_only_group_level_jo
         # A group-level job is retried by Dagster; the per-group ones are redone by the
         # sensors (a retry on top would do the group twice).
         assert should_retry(failed["bandpass_solution_job"], instance)
+        assert should_retry(failed["hourly_mosaic_job"], instance)
         assert not should_retry(failed["convert_group_job"], instance)
         assert not should_retry(failed["image_group_job"], instance)
 
