@@ -1,13 +1,18 @@
 """`contimg bench day`: a simulated day through the running platform.
 
-A fresh home; `dagster-daemon` runs the code location with sensors on, as `scripts/run.sh`
-does, and the demo feeder writes N tiny groups (≈ 279 make a sidereal day) into incoming/
-at an accelerated cadence (the real 309 s divided by --speedup). Every group must then be
-converted, calibrated and imaged exactly once by the platform's own sensors and runs. The
-clock stops when every group's PB-corrected image is registered and no run is left in
-flight; then the audit compares the ingest database, `ms_index`, `images`, the files on
-disk and Dagster's run records, and prints the figures: throughput (groups per hour, and
-as a multiple of the telescope's real rate), each group's latency from its last file's
+Untimed: the demo observation's N tiny groups (≈ 279 make a sidereal day; the calibrator
+transits mid-day, so its bandpass, valid ±12 h, serves every group) are simulated once
+and kept in the work directory. Timed: a fresh home; `dagster-daemon` runs the code
+location with its sensors on, as `scripts/run.sh` does, and a feeder thread in this
+process delivers the groups into incoming/ as the correlator does (each file written
+under a temporary name, then renamed) at an accelerated cadence: the real 309 s divided
+by --speedup. The telescope stays outside the platform, as on site (the demo's own feeder
+would queue its runs among the platform's). Every group must then be converted,
+calibrated and imaged exactly once by the platform's own sensors and runs. The clock
+stops when every group's PB-corrected image is registered and no run is left in flight;
+then the audit compares the ingest database, `ms_index`, `images`, the files on disk and
+Dagster's run records, and prints the figures: throughput (groups per hour, and as a
+multiple of the telescope's real rate), each group's latency from its last file's
 arrival to its registered image (median, slowest), and the platform's peak memory.
 """
 
@@ -17,7 +22,9 @@ import json
 import shutil
 import sqlite3
 import statistics
+import threading
 import time
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -35,8 +42,11 @@ from benchmarks.live_platform import (
     wait_for_sensor,
     wait_for_webserver,
 )
+from contimg.calibration.sky_model import resolve_catalog_path
 from contimg.instrument import GROUP_DURATION_S
 from contimg.layout import StorageLayout, resolve_layout
+from contimg.settings import load_settings
+from contimg.simulation.demo import DemoObservation
 
 POLL_S = 2.0
 IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
@@ -77,26 +87,27 @@ def run_day(groups: int, speedup: float, work: Path, timeout_s: float | None = N
     the figures and the audit as one dict (its "consistent" says whether the day passed).
     With `restart_after_images`, the daemon and a webserver are killed (SIGKILL to their
     process groups, run workers included) once that many images exist, and started again."""
+    observation, day = simulated_day(groups, work)
     home = work / "day-home"
     shutil.rmtree(home, ignore_errors=True)
-    cadence = max(1, round(GROUP_DURATION_S / speedup))
-    env = platform_environment(home, CONTIMG_DEMO="1", CONTIMG_DEMO_SIZE="tiny",
-                               CONTIMG_DEMO_CADENCE_S=str(cadence),
-                               CONTIMG_DEMO_MAX_GROUPS=str(groups),
-                               # the transit mid-day: its bandpass (valid ±12 h) serves them all
-                               CONTIMG_DEMO_CALIBRATOR_GROUP=str(groups // 2),
-                               # six antennas: a 60 s gain solve away from the calibrator has
-                               # SNR ≈ 3.4 and fails its limits; the whole group's 309 s does not
-                               CONTIMG_CAL_GAIN_SOLINT="inf")
+    cadence = GROUP_DURATION_S / speedup
+    # six antennas: a 60 s gain solve away from the calibrator has SNR ≈ 3.4 and fails its
+    # limits; the whole group's 309 s does not
+    env = platform_environment(home, CONTIMG_CAL_GAIN_SOLINT="inf")
     layout = resolve_layout(env).ensure()
+    observation.write_catalogue(resolve_catalog_path(
+        str(load_settings(env)["CONTIMG_NVSS_CATALOG"]), layout.static_dir))
     create_instance(env)
-    figures: dict = {"groups": groups, "speedup": speedup, "cadence_s": cadence}
+    figures: dict = {"groups": groups, "speedup": speedup, "cadence_s": round(cadence, 1)}
     deadline = time.time() + (timeout_s or groups * cadence * 3 + 900)
     daemon = start_daemon(env, home / "daemon.log")
     webserver = None
+    feeder = Feeder(day, layout.incoming_dir, cadence)
+    peak = peak_after = 0
+    finished = False
     try:
-        wait_for_sensor(env, "simulated_telescope_sensor")
-        peak = 0
+        wait_for_sensor(env)
+        feeder.start()
         if restart_after_images:
             port = free_port()
             webserver = start_webserver(env, home / "webserver.log", port)
@@ -111,24 +122,74 @@ def run_day(groups: int, speedup: float, work: Path, timeout_s: float | None = N
         finished, peak_after = _wait_for_the_day(layout, groups, home / "dagster", daemon.pid,
                                                  deadline)
     finally:
+        feeder.stop()
         stop_daemon(daemon)
         if webserver is not None:
             stop_daemon(webserver)
         shutil.rmtree(env["CONTIMG_TMPFS_DIR"], ignore_errors=True)
     audit = audit_day(layout, home / "dagster", groups)
-    figures |= {"finished": finished, "consistent": audit.consistent}
+    figures |= {"finished": finished, "consistent": audit.consistent,
+                "delivered": feeder.delivered, "feeder_late_s": round(feeder.late_s, 1)}
     figures |= _timing(layout, groups, cadence)
     figures["peak_gb"] = round(max(peak, peak_after) / 1e9, 2)
     figures["audit"] = asdict(audit)
     return figures
 
 
+def simulated_day(groups: int, work: Path) -> tuple[DemoObservation, list[list[Path]]]:
+    """The demo observation of `groups` tiny groups, its calibrator transit mid-way, and
+    each group's files: simulated once into `work/day-<groups>/`, then reused."""
+    out = work / f"day-{groups}"
+    observation = DemoObservation.plan(out / "files", n_groups=groups, transit_index=groups // 2,
+                                       size="tiny", truth_dir=out / "truth")
+    listing = out / "groups.json"
+    if not listing.exists():
+        shutil.rmtree(out, ignore_errors=True)
+        (out / "files").mkdir(parents=True)
+        print(f"simulating {groups} tiny groups into {out} (once; reused) ...", flush=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            files = [[str(f) for f in observation.write_group(i).files] for i in range(groups)]
+        listing.write_text(json.dumps(files))
+    return observation, [[Path(f) for f in group] for group in json.loads(listing.read_text())]
+
+
+class Feeder(threading.Thread):
+    """Delivers group i's files into incoming/ at start + i × cadence, each as the correlator
+    writes it: copied under `<stem>_incomplete.hdf5`, then renamed to its own name."""
+
+    def __init__(self, day: list[list[Path]], incoming: Path, cadence_s: float) -> None:
+        super().__init__(daemon=True)
+        self.day, self.incoming, self.cadence_s = day, incoming, cadence_s
+        self.delivered = 0
+        self.late_s = 0.0  # the most a delivery started behind its schedule
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        began = time.monotonic()
+        for index, files in enumerate(self.day):
+            due = began + index * self.cadence_s
+            if self._stopping.wait(max(0.0, due - time.monotonic())):
+                return
+            self.late_s = max(self.late_s, time.monotonic() - due)
+            for source in files:
+                writing = self.incoming / f"{source.stem}_incomplete.hdf5"
+                shutil.copyfile(source, writing)
+                writing.rename(self.incoming / source.name)
+            self.delivered += 1
+
+    def stop(self) -> None:
+        """Stop delivering (a delivery under way finishes its group)."""
+        self._stopping.set()
+        if self.is_alive():
+            self.join()
+
+
 def bench_day(groups: int, speedup: float, work: Path, timeout_min: float | None = None) -> int:
     """Run the day and print its figures as one JSON line; 0 when the audit passed. After
     `timeout_min` the platform is stopped and what it did so far is audited and printed."""
     print(f"a day of {groups} tiny groups at {speedup:g}x the real cadence "
-          f"(one every {max(1, round(GROUP_DURATION_S / speedup))} s) into {work / 'day-home'} ...",
-          flush=True)
+          f"(one every {GROUP_DURATION_S / speedup:.1f} s) into {work / 'day-home'} ...", flush=True)
     figures = run_day(groups, speedup, work, timeout_s=timeout_min * 60 if timeout_min else None)
     print(json.dumps(figures))
     return 0 if figures["consistent"] else 1
@@ -229,7 +290,7 @@ def _worker_died(instance, run_id: str) -> bool:
     return "is gone: killed or crashed" in text or "to start" in text
 
 
-def _timing(layout: StorageLayout, groups: int, cadence: int) -> dict:
+def _timing(layout: StorageLayout, groups: int, cadence: float) -> dict:
     """Throughput and per-group latency: last file's arrival (its mtime, from the ingest
     database) to the registration of the group's PB-corrected image."""
     arrived = dict(_query(layout, "ingest", "SELECT group_id, max(mtime) FROM subband_files"

@@ -89,7 +89,7 @@ SPECS: tuple[Spec, ...] = (
     # disks
     Spec("CONTIMG_DISK_WARN_FREE_GB", "disk", "float", 200.0, "fast disk WARN below this"),
     Spec("CONTIMG_DISK_ERROR_FREE_GB", "disk", "float", 100.0, "fast disk ERROR below this"),
-    Spec("CONTIMG_DISK_HOLD_FREE_GB", "disk", "float", 10.0,
+    Spec("CONTIMG_DISK_HOLD_FREE_GB", "disk", "float", 2.0,
          "below this much free on the fast disk, complete groups wait (pending, nothing lost) "
          "instead of converting; 0 turns the hold off", minimum=0.0),
     Spec("CONTIMG_TMPFS_ERROR_PERCENT", "disk", "float", 95.0, "tmpfs ERROR above this",

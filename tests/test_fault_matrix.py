@@ -942,7 +942,7 @@ def test_a_missing_catalogue_fails_the_solve_naming_the_file(calibrated_day):
 
 
 def test_a_full_disk_during_a_solve_registers_nothing(calibrated_day, tmp_path):
-    from contimg.calibration.stages import CalibrationConfig, solve_bandpass_for_day
+    from contimg.calibration.stages import CalibrationConfig, CalibrationError, solve_bandpass_for_day
 
     _, group = calibrated_day
     store = StateStore(resolve_layout().state_dir)
@@ -952,13 +952,63 @@ def test_a_full_disk_during_a_solve_registers_nothing(calibrated_day, tmp_path):
     with _small_tmpfs(tmp_path / "full", "64k") as full:
         os.environ["CONTIMG_TMP_DIR"] = str(full)
         try:
-            with pytest.raises(ConverterCrashedError, match="solve_calibrator process died"):
+            with pytest.raises(CalibrationError, match="solve_calibrator process died"):
                 solve_bandpass_for_day(resolve_layout().ensure(), store, group[:10],
                                        config=CalibrationConfig())
         finally:
             del os.environ["CONTIMG_TMP_DIR"]
     assert store.query("cal_registry", rows)[0][0] == before, "nothing half-registered"
     assert sorted(resolve_layout().ms_dir.glob("calibrators/*/*cal")) == tables_before
+
+
+def _children_running(parent: int, marker: str) -> list[int]:
+    """Pids of `parent`'s child processes whose command line contains `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) \
+                    == parent and marker in (entry / "cmdline").read_text():
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _crash_the_solver(parent: int, after_s: float = 3.0, timeout_s: float = 120.0) -> None:
+    """SIGSEGV to the solver's child process `after_s` into its life (CASA loaded)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        children = _children_running(parent, "spawn_main")
+        if children:
+            time.sleep(after_s)
+            for pid in _children_running(parent, "spawn_main"):
+                os.kill(pid, signal.SIGSEGV)
+            return
+        time.sleep(0.05)
+
+
+def test_casa_crashing_in_a_solve_is_quarantined_with_its_reason(calibrated_day):
+    import threading
+
+    from contimg.calibration.stages import CalibrationConfig, CalibrationError, solve_bandpass_for_day
+
+    _, group = calibrated_day
+    layout = resolve_layout()
+    store = StateStore(layout.state_dir)
+    rows = "SELECT count(*) FROM caltables"
+    before = store.query("cal_registry", rows)[0][0]
+    crash = threading.Thread(target=_crash_the_solver, args=(os.getpid(),))
+    crash.start()
+    with pytest.raises(CalibrationError, match=r"solve_calibrator crashed.*kept in .*failed.*Fix"):
+        solve_bandpass_for_day(layout, store, group[:10], config=CalibrationConfig())
+    crash.join()
+    assert store.query("cal_registry", rows)[0][0] == before, "nothing registered"
+    kept = sorted(layout.ms_dir.glob(f"failed/{group[:10]}/cal-*.failed-*"))
+    assert kept and "died" in (kept[-1] / "FAILED.txt").read_text()
+    moved = store.query("products", "SELECT reason FROM file_moves WHERE action = 'quarantine'"
+                                    " AND actor = 'calibration' AND destination = ?", (str(kept[-1]),))
+    assert moved and "solve_calibrator crashed" in moved[0]["reason"]
+    assert not list(layout.staging_dir.glob("cal-*")), "nothing left in staging"
 
 
 # -- imaging: kill -9, bad input, a full disk, a second run at once --------------------
@@ -1312,12 +1362,12 @@ def test_a_fast_disk_below_its_floor_holds_new_groups_pending_and_lets_them_go(
         platform, tiny_groups, tmp_path, monkeypatch):
     layout, resources, instance = platform
     fake = tmp_path / "disk.json"
-    fake.write_text('{"fast_disk_free_gb": 4}')
+    fake.write_text('{"fast_disk_free_gb": 1.5}')
     monkeypatch.setenv("CONTIMG_FAKE_DISK_USAGE", str(fake))
     _drop(tiny_groups[0].files, layout.incoming_dir)
     held = _tick(instance, resources)
     assert held.__class__.__name__ == "SkipReason"
-    assert "4.0 GB free, below CONTIMG_DISK_HOLD_FREE_GB=10" in held.skip_message
+    assert "1.5 GB free, below CONTIMG_DISK_HOLD_FREE_GB=2" in held.skip_message
     registry = _registry(layout)
     assert registry.group_state(tiny_groups[0].group_id)[0] == "pending", "recorded, not lost"
     alerts = (layout.logs_dir / "alerts.jsonl").read_text()

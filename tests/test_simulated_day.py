@@ -1,5 +1,5 @@
 """A stretch of a simulated day through the live platform (the CI version of `contimg bench
-day`): `dagster-daemon` with the platform's sensors on, the demo feeder writing 30 tiny
+day`): `dagster-daemon` with the platform's sensors on, a feeder delivering 30 tiny
 groups at 30× the telescope's cadence, calibration from the stretch's own transit.
 Every group must be converted, calibrated and imaged exactly once, the state databases,
 the files on disk and Dagster's runs must agree, and no run may fail."""

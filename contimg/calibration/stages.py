@@ -57,7 +57,8 @@ from contimg.calibration.solve import (
     solve_gains,
 )
 from contimg.catalogs.vlacals import load_calibrators
-from contimg.conversion.isolation import run_in_child
+from contimg.conversion.isolation import ConverterCrashedError, run_in_child
+from contimg.conversion.staging import move_into_place
 from contimg.ingest.group_lock import waiting_group_lock
 from contimg.layout import StorageLayout
 from contimg.state import StateStore, products_db
@@ -180,9 +181,8 @@ def solve_bandpass_for_day(layout: StorageLayout, store: StateStore, day: str, *
         work = workspace_for(layout, outcome.group_id)
         try:
             lap = time.perf_counter()
-            # CASA aborts the whole process when a write fails (a full disk): in a child.
-            solved = run_in_child(solve_calibrator, ms, work, outcome.group_id, config.options,
-                                  start_method="spawn")
+            solved = _solve_in_child(layout, store, work, outcome.group_id, solve_calibrator, ms, work,
+                                     outcome.group_id, config.options)
             outcome.seconds["solve"] = time.perf_counter() - lap
             _place(solved, layout, store, outcome, config.validity, config.limits)
         finally:
@@ -212,14 +212,41 @@ def solve_gains_for_hour(layout: StorageLayout, store: StateStore, hour_start: d
         work = workspace_for(layout, outcome.group_id)
         try:
             lap = time.perf_counter()
-            solved = run_in_child(solve_gains, outcome.ms_path, work, outcome.group_id,
-                                  list(bandpass.paths), config.options, start_method="spawn")
+            solved = _solve_in_child(layout, store, work, outcome.group_id, solve_gains,
+                                     outcome.ms_path, work, outcome.group_id, list(bandpass.paths),
+                                     config.options)
             outcome.seconds["solve"] = time.perf_counter() - lap
             _place(solved, layout, store, outcome, validity, config.limits)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     outcome.flags["bandpass_applied"] = list(bandpass.paths)
     return outcome
+
+
+def _solve_in_child(layout: StorageLayout, store: StateStore, work: Path, group_iso: str,
+                    solver, *args):
+    """Run a CASA solver in a child process (CASA aborts its whole process when a write
+    fails, a full disk say, and may crash outright). When the child dies, what it left in
+    the workspace (CASA's log and partial tables) is kept in ms/failed/DATE/ with the
+    reason, the move is logged, and a CalibrationError names the group, the reason, the
+    place and the fix."""
+    try:
+        return run_in_child(solver, *args, start_method="spawn")
+    except ConverterCrashedError as exc:
+        reason = f"{solver.__name__} crashed: {exc}"
+        kept: Path | None = layout.ms_date_dir("failed", group_iso) / (
+            f"{work.name}.failed-{time.strftime('%Y%m%dT%H%M%S')}")
+        try:
+            (work / "FAILED.txt").write_text(reason + "\n")
+            move_into_place(work, kept)
+            products_db.log_move(store, work, kept, action="quarantine", actor="calibration",
+                                 reason=reason[:2000])
+        except OSError:  # a full disk may refuse even this; the error still says why
+            kept = None
+        where = f"its workspace is kept in {kept}" if kept else "its workspace could not be kept"
+        raise CalibrationError(
+            f"the solve on {group_iso} failed: {reason}; {where}. Fix the cause (the CASA log "
+            "there says it), then materialise the solution's partition again.") from exc
 
 
 def calibrate_group(layout: StorageLayout, store: StateStore, group_id: str, *,
