@@ -110,6 +110,10 @@ SPECS: tuple[Spec, ...] = (
     *(Spec(f"CONTIMG_RETENTION_{kind.upper()}_DAYS", "retention", "days", "profile",
            f"days to keep {kind} (overrides the profile; 'none' keeps them)")
       for kind in RETENTION_TYPES),
+    Spec("CONTIMG_LIVE_PARTITION_DAYS", "retention", "days", 30.0,
+         "observation-group partitions kept live in Dagster: the newest this many days "
+         "(~280 a day); older keys leave the partition set, their history and products stay "
+         "('none' keeps every key)", minimum=1.0),
     Spec("CONTIMG_ARCHIVE_QUANTIZE_LEVEL", "archive", "float", 16.0,
          "Rice quantisation of archived images (0: lossless)"),
     Spec("CONTIMG_RCLONE_REMOTE", "archive", "text", "",

@@ -1,4 +1,4 @@
-"""Daily database backup, daily retention and weekly archival."""
+"""Daily database backup, daily retention, daily live-partition pruning and weekly archival."""
 
 from dagster import AssetSelection, DefaultScheduleStatus, ScheduleDefinition, define_asset_job
 
@@ -25,3 +25,13 @@ archive_schedule = ScheduleDefinition(
     job=lifecycle_job, cron_schedule="0 4 * * 0", execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
     description="Archive images and mosaics to the remote, then retention (Sundays 04:00 UTC).")
+
+live_partitions_job = define_asset_job("live_partitions_job",
+                                       selection=AssetSelection.assets("live_partitions"))
+
+live_partitions_schedule = ScheduleDefinition(
+    name="live_partitions_schedule",
+    job=live_partitions_job, cron_schedule="30 4 * * *", execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Keep the newest CONTIMG_LIVE_PARTITION_DAYS of observation-group partitions "
+                "live in Dagster (04:30 UTC daily; `contimg find GROUP` finds any group).")
