@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from contimg import naming
+from contimg.find import add_find_command, run_find_command
 from contimg.image_cli import add_image_command, run_image_command
 from contimg.ingest.commands import add_commands as add_ingest_commands
 from contimg.ingest.commands import run_command as run_ingest_command
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     restore.add_argument("--yes", action="store_true", help="do it (default: show the plan)")
     _add_lifecycle(commands)
     add_ingest_commands(commands)
+    add_find_command(commands)
     commands.add_parser("bench", help="the performance benchmarks (`contimg bench --help`)")
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # its own parser (benchmarks/__main__.py) reads the rest
@@ -48,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_lifecycle_command(args)
     if args.command in ("groups", "requeue"):
         return run_ingest_command(args)
+    if args.command == "find":
+        return run_find_command(args)
     if args.command == "restore":
         return _restore(args)
     if args.command == "metrics":
