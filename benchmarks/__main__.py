@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     part.add_argument("--reference", type=int, default=1000, help="the small N measured alongside")
     part.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench-partitions"),
                       help="where the instances are made (replaced each run)")
+    part.add_argument("--live-days", type=_live_days, default=None, metavar="DAYS",
+                      help="then prune the year to its newest DAYS of keys (the live_partitions "
+                           "operation) and measure again, beside an instance of only those keys")
     cal = which.add_parser("calibration", help="calibration stages beside CASA's own path")
     cal.add_argument("--size", default="full", help="simulator size preset")
     cal.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench"),
@@ -74,10 +77,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.benchmark == "partitions":
         from benchmarks.partitions import bench_partitions
 
-        return bench_partitions(args.count, args.reference, args.work)
+        return bench_partitions(args.count, args.reference, args.work, args.live_days)
     from benchmarks.sensor import bench_sensor
 
     return bench_sensor(args.files, args.work)
+
+
+def _live_days(text: str) -> float:
+    """`--live-days`: validated as CONTIMG_LIVE_PARTITION_DAYS is (a number >= 1)."""
+    from contimg.settings import SPECS, SettingsError, parse_value
+
+    spec = next(s for s in SPECS if s.variable == "CONTIMG_LIVE_PARTITION_DAYS")
+    try:
+        value = parse_value(spec, text, "--live-days")
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value is None:
+        raise argparse.ArgumentTypeError("--live-days needs a number of days")
+    return float(value)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ each (benchmarks/partition_fill.py). Then, with that many partitions existing:
   partition-status cache) and warm (a second visit in a new browser context).
 
 The same is measured at a small reference N in the same run; the last line is JSON.
+
+With `--live-days D` the year's instance is then pruned to its newest D days of keys by
+the platform's own `live_partitions` operation and measured again, beside a fresh
+instance holding only that many keys (benchmarks/partition_window.py).
 """
 
 from __future__ import annotations
@@ -29,27 +33,37 @@ TARGET_S = 5.0
 PAGE_TIMEOUT_S = 180.0
 
 
-def bench_partitions(count: int, reference: int, work: Path) -> int:
-    """Measure at `reference` and `count` groups; print each figure set and a JSON line."""
+TIMED = ("sensor_tick_s", "sensor_apply_s", "asset_page_cold_s", "asset_page_warm_s",
+         "partition_page_cold_s", "partition_page_warm_s")
+
+
+def bench_partitions(count: int, reference: int, work: Path, live_days: float | None = None) -> int:
+    """Measure at `reference` and `count` groups; print each figure set and a JSON line
+    (with `live_days`: the pruned and window-only figures too)."""
     figures = {}
     for label, n in (("reference", reference), ("year", count)):
         began = time.perf_counter()
-        figures[label] = measure(work / f"groups-{n}", n)
+        figures[label] = measure(work / f"groups-{n}", n, live_days if label == "year" else None)
         figures[label]["wall_s"] = round(time.perf_counter() - began, 1)
         print(f"{label} ({n} groups): {json.dumps(figures[label])}", flush=True)
+    if live_days is not None:
+        from benchmarks.partition_window import summary, window_only
+
+        window = window_only(work, figures["year"]["pruned"]["live_keys"])
+        print(json.dumps(summary(count, reference, live_days, figures, window)))
+        return 0
     year, ref = figures["year"], figures["reference"]
-    timed = ("sensor_tick_s", "sensor_apply_s", "asset_page_cold_s", "asset_page_warm_s",
-             "partition_page_cold_s", "partition_page_warm_s")
-    over = [k for k in timed if year[k] is None or year[k] > TARGET_S]
+    over = [k for k in TIMED if year[k] is None or year[k] > TARGET_S]
     print(json.dumps({"groups": count, "reference_groups": reference,
-                      **{k: year[k] for k in ("register_s", "materialize_s", *timed)},
-                      "ratio_vs_reference": {k: _ratio(year[k], ref[k]) for k in timed},
+                      **{k: year[k] for k in ("register_s", "materialize_s", *TIMED)},
+                      "ratio_vs_reference": {k: ratio(year[k], ref[k]) for k in TIMED},
                       "over_5s": over}))
     return 0
 
 
-def measure(base: Path, n: int) -> dict:
-    """Fill a fresh instance under `base` with `n` groups and time the sensor and pages."""
+def measure(base: Path, n: int, live_days: float | None = None) -> dict:
+    """Fill a fresh instance under `base` with `n` groups and time the sensor and pages;
+    with `live_days`, then prune it to that window and time them again ("pruned")."""
     from dagster import DagsterInstance
 
     from benchmarks.dagster_ui import write_instance_yaml
@@ -62,12 +76,17 @@ def measure(base: Path, n: int) -> dict:
     figures: dict = fill(instance, n)
     list_s = [_timed(instance.get_dynamic_partitions, PARTITIONS) for _ in range(3)]
     figures["list_all_keys_s"] = round(statistics.median(list_s), 3)
-    figures.update(_sensor_tick(instance, n))
-    figures.update(_pages(dagster_home, base, n))
+    figures.update(sensor_tick(instance, n))
+    keys = group_keys(n)
+    figures.update(pages(dagster_home, base, keys[-1], keys[n // 2]))
+    if live_days is not None:
+        from benchmarks.partition_window import measure_pruned
+
+        figures["pruned"] = measure_pruned(instance, dagster_home, base, n, live_days)
     return figures
 
 
-def _sensor_tick(instance, n: int) -> dict:
+def sensor_tick(instance, n: int) -> dict:
     """The incoming sensor's tick with group n (16 subband files) newly arrived, then the
     daemon's part: adding the partitions it asked for that do not exist yet."""
     from dagster import build_sensor_context
@@ -91,20 +110,19 @@ def _sensor_tick(instance, n: int) -> dict:
             "runs_requested": len(result.run_requests)}
 
 
-def _pages(dagster_home: Path, base: Path, n: int) -> dict:
-    """Time the image asset page and a mid-year partition's page, cold then warm."""
+def pages(dagster_home: Path, base: Path, latest: str, middle: str, prefix: str = "") -> dict:
+    """Time the image asset page (painted when `latest`, the newest materialised key,
+    shows) and partition `middle`'s page, cold then warm; screenshots named `prefix`..."""
     import requests
 
     from benchmarks.dagster_ui import chromium, time_until_visible, webserver
 
-    keys = group_keys(n)
-    latest, middle = keys[-1], keys[n // 2]
     pages = {"asset_page": ("/assets/image", latest),
              "partition_page": (f"/assets/image?view=partitions&partition={middle}",
                                 image_path(middle))}
     figures: dict = {}
     began = time.perf_counter()
-    with webserver(dagster_home, dict(os.environ), base / "webserver.log") as url:
+    with webserver(dagster_home, dict(os.environ), base / f"{prefix}webserver.log") as url:
         figures["webserver_start_s"] = round(time.perf_counter() - began, 1)
         requests.post(f"{url}/graphql", json={"query": "mutation { setNuxSeen }"}, timeout=60)
         with chromium() as browser:
@@ -119,7 +137,7 @@ def _pages(dagster_home: Path, base: Path, n: int) -> dict:
                     except Exception as exc:  # a page that never paints is a figure too
                         print(f"{name} ({visit}) not painted in {PAGE_TIMEOUT_S} s: {exc}")
                         figures[f"{name}_{visit}_s"] = None
-                    page.screenshot(path=str(base / f"{name}_{visit}.png"))
+                    page.screenshot(path=str(base / f"{prefix}{name}_{visit}.png"))
                     context.close()
     return figures
 
@@ -130,5 +148,6 @@ def _timed(action, *args) -> float:
     return time.perf_counter() - began
 
 
-def _ratio(year: float | None, ref: float | None) -> float | None:
-    return round(year / ref, 1) if year is not None and ref else None
+def ratio(year: float | None, ref: float | None) -> float | None:
+    """year / ref to two decimals, None when either is missing."""
+    return round(year / ref, 2) if year is not None and ref else None
