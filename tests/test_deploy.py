@@ -1,6 +1,6 @@
 """The production deployment files (deploy/): the instance configuration is valid for this
 Dagster release and says what the README promises; the services bind the UI to loopback.
-(A run against a real PostgreSQL is issue 12's next step, not yet here.)"""
+Runs against a real PostgreSQL cluster are in tests/test_postgres.py."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ def test_the_production_instance_config_is_valid_and_limits_the_heavy_pools(tmp_
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["concurrency"]["pools"]["default_limit"] == 1
     assert config["run_monitoring"]["enabled"] and config["run_retries"]["enabled"]
+    # the two keys a real cluster showed were needed (tests/test_postgres.py)
+    assert config["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
+    assert config["run_monitoring"]["free_slots_after_run_end_seconds"] > 0
+    assert config["run_launcher"]["class"] == "LocalRunLauncher"  # a dead worker is seen
     raw = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
     assert "secret" not in (DEPLOY / "dagster.yaml").read_text()  # credentials only from the env
     assert raw["storage"]["postgres"]["postgres_db"]["password"] == {"env": "CONTIMG_PG_PASSWORD"}
