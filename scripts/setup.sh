@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent setup of everything contimg needs on a Debian machine:
 #   1. Debian packages: wsclean, rclone, aoflagger, postgresql (the Postgres test's throwaway
-#      cluster) and chromium (the browser tests), only when missing;
+#      cluster), chromium (the browser tests) and redis-server (the Celery broker of the
+#      multi-node layout and its test), only when missing;
 #   2. a virtual environment at .venv with the project installed in editable mode
 #      (re-installed only when pyproject.toml changes);
 #   3. CASA configured to run offline from the casadata package, writing nothing
@@ -15,7 +16,7 @@ say() { printf '[setup] %s\n' "$*"; }
 
 # --- 1. system packages -------------------------------------------------------
 need=()
-for pkg in wsclean rclone aoflagger postgresql chromium; do
+for pkg in wsclean rclone aoflagger postgresql chromium redis-server; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -29,7 +30,7 @@ if [ ${#need[@]} -gt 0 ]; then
       || { say "apt-get failed; see /tmp/contimg-apt.log"; exit 1; }
   fi
 else
-  say "Debian packages present (wsclean, rclone, aoflagger, postgresql, chromium)"
+  say "Debian packages present (wsclean, rclone, aoflagger, postgresql, chromium, redis-server)"
 fi
 
 # --- 2. virtual environment ---------------------------------------------------
