@@ -119,6 +119,13 @@ SPECS: tuple[Spec, ...] = (
     Spec("CONTIMG_RCLONE_REMOTE", "archive", "text", "",
          "rclone destination for backups and archives (default: a local directory)",
          secret=True),
+    # where a run's steps execute (README, "Multi-node layout")
+    Spec("CONTIMG_EXECUTOR", "executor", "choice", "in_process",
+         "in_process: each run's steps in its own process; celery: steps on the Celery "
+         "workers of the nodes (one queue per heavy pool)", choices=("in_process", "celery")),
+    Spec("CONTIMG_CELERY_BROKER", "executor", "text", "",
+         "the Redis broker of the Celery workers (also their result backend), "
+         "redis://[:password@]host:port/db; required with CONTIMG_EXECUTOR=celery", secret=True),
     # alerts and metrics
     Spec("CONTIMG_ALERT_WEBHOOK_URL", "alerts", "url", "",
          "Slack-compatible incoming webhook", secret=True),
@@ -137,6 +144,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("CONTIMG_BANDPASS_VALIDITY_H", "calibration", "float", 24.0,
          "a bandpass (and delay) applies this many hours, centred on its calibrator transit",
          positive=True),
+    Spec("CONTIMG_GAIN_FALLBACK_H", "calibration", "float", 3.0,
+         "when a time's own gain solve failed its limits, the active gains centred within this "
+         "many hours are applied instead of the group waiting (0: wait for an operator)",
+         minimum=0.0),
     Spec("CONTIMG_GAIN_VALIDITY_H", "calibration", "float", 1.0,
          "a gain set applies this many hours, centred on its group (widened to its whole hour)",
          positive=True),
@@ -419,6 +430,13 @@ def _is_date(text: str) -> bool:
 
 
 def _check_relations(values: Mapping[str, object]) -> None:
+    if values["CONTIMG_EXECUTOR"] == "celery":
+        broker = urlsplit(str(values["CONTIMG_CELERY_BROKER"]))
+        if broker.scheme not in ("redis", "rediss") or not broker.hostname:
+            shown = mask(str(values["CONTIMG_CELERY_BROKER"])) or "unset"
+            raise SettingsError("CONTIMG_EXECUTOR=celery needs CONTIMG_CELERY_BROKER, the Redis "
+                                f"broker's URL (it is {shown}). Fix: set it, e.g. "
+                                "redis://redis-host:6379/0.")
     if not SOLINT.fullmatch(str(values["CONTIMG_CAL_GAIN_SOLINT"])):
         raise SettingsError(f"CONTIMG_CAL_GAIN_SOLINT={values['CONTIMG_CAL_GAIN_SOLINT']!r} is not a "
                             "solution interval. Fix: use inf, int, seconds (60s) or minutes (2min).")

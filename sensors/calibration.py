@@ -33,7 +33,6 @@ from dagster import (
     SensorResult,
     SkipReason,
     define_asset_job,
-    in_process_executor,
     sensor,
 )
 
@@ -43,6 +42,7 @@ from contimg.ops.notifier import Notifier, level_changed
 from contimg.state import StateStore, products_db
 from contimg.state.cal_registry_db import bandpass_at, gains_solved_since, solved_on, tables_for
 from contimg_assets.calibration import CALIBRATION_START
+from contimg_assets.executors import run_executor
 from contimg_assets.partitions import REDONE_BY_SENSORS
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 
@@ -54,17 +54,17 @@ LIVE_RUN_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED,
 # One process per run and no step subprocesses: a per-group run is ~2 s of Dagster
 # instead of ~7 (README, "Automation and the calibration assets").
 bandpass_solution_job = define_asset_job("bandpass_solution_job", selection=["bandpass_solution"],
-                                         executor_def=in_process_executor,
+                                         executor_def=run_executor(),
                                          description="Solve the day's bandpass set.")
 gain_solution_job = define_asset_job("gain_solution_job", selection=["gain_solution"],
-                                     executor_def=in_process_executor,
+                                     executor_def=run_executor(),
                                      description="Solve the hour's gains.")
 calibrate_group_job = define_asset_job("calibrate_group_job",
                                        selection=["calibrated_ms", "image", "photometry"],
-                                       executor_def=in_process_executor, tags=REDONE_BY_SENSORS,
+                                       executor_def=run_executor(), tags=REDONE_BY_SENSORS,
                                        description="Apply calibration to one group, image and measure it.")
 image_group_job = define_asset_job("image_group_job", selection=["image", "photometry"],
-                                   executor_def=in_process_executor, tags=REDONE_BY_SENSORS,
+                                   executor_def=run_executor(), tags=REDONE_BY_SENSORS,
                                    description="Image and measure one calibrated group again (its "
                                                "earlier run died while imaging).")
 
@@ -91,8 +91,10 @@ class TickPlan:
 
 
 def plan_tick(layout: StorageLayout, store: StateStore, cursor: str | None, *, gap_alert_min: float,
-              now: float | None = None) -> TickPlan:
-    """Decide the tick's requests from the products and calibration registries."""
+              now: float | None = None, busy: frozenset[str] = frozenset(),
+              gain_fallback_h: float = 0.0) -> TickPlan:
+    """Decide the tick's requests from the products and calibration registries; groups in
+    `busy` (a run of theirs is queued or running) are not requested again."""
     state = json.loads(cursor) if cursor else {}
     plan = TickPlan(rowid=int(state.get("rowid", 0)), keys=list(state.get("keys", [])))
     seen = set(plan.keys)
@@ -112,21 +114,26 @@ def plan_tick(layout: StorageLayout, store: StateStore, cursor: str | None, *, g
         gains = _gain_request(store, row["group_id"], (row["start_mjd"] + row["end_mjd"]) / 2)
         if gains:
             add(gains)
-    _plan_waiting(layout, store, plan, add, gap_alert_min, time.time() if now is None else now)
+    _plan_waiting(layout, store, plan, add, gap_alert_min, time.time() if now is None else now,
+                  busy, gain_fallback_h)
     plan.keys = plan.keys[-KEPT_KEYS:]
     return plan
 
 
 def _plan_waiting(layout: StorageLayout, store: StateStore, plan: TickPlan, add, gap_alert_min: float,
-                  now: float) -> None:
+                  now: float, busy: frozenset[str], gain_fallback_h: float) -> None:
     """Re-request groups whose tables now exist; ask for missing gains; measure the gap."""
     overdue = []
     for row in products_db.groups_in_calibration_state(store, ("awaiting", "calibrating")):
         group = row["group_id"]
         if row["calibration_status"] == "calibrating" and is_locked(layout, group):
             continue  # an apply is running now
+        if group in busy:
+            # Its request is queued (or running): newer tables landing meanwhile must not
+            # add a second one, which would apply and image the group twice.
+            continue
         mid = (row["start_mjd"] + row["end_mjd"]) / 2
-        found = tables_for(store, mid)
+        found = tables_for(store, mid, gain_fallback_h=gain_fallback_h)
         if found is not None:
             tag = _short("|".join(found.paths))
             add(Request("calibrate_group_job", group,
@@ -200,8 +207,12 @@ def calibration_sensor(context: SensorEvaluationContext, storage: StorageLayoutR
     """Request bandpass and gain solves as calibrator and science groups are converted,
     apply calibration to groups that waited once their tables land, alert once per gap."""
     gap_min = float(storage.settings()["CONTIMG_CAL_GAP_ALERT_MIN"])
+    fallback_h = float(storage.settings()["CONTIMG_GAIN_FALLBACK_H"])
     with state.open() as store:
-        plan = plan_tick(storage.layout(), store, context.cursor, gap_alert_min=gap_min)
+        busy = frozenset(run.tags.get("dagster/partition", "") for run in context.instance.get_runs(
+            RunsFilter(statuses=LIVE_RUN_STATUSES, job_name="calibrate_group_job")))
+        plan = plan_tick(storage.layout(), store, context.cursor, gap_alert_min=gap_min, busy=busy,
+                         gain_fallback_h=fallback_h)
         plan.requests += reimage_requests(storage.layout(), store, context.instance)
         alert_on_gap(store, notifier.notifier(), plan)
     cursor = json.dumps({"rowid": plan.rowid, "keys": plan.keys})

@@ -13,7 +13,6 @@ from dagster import (
     SensorResult,
     SkipReason,
     define_asset_job,
-    in_process_executor,
     sensor,
 )
 
@@ -26,6 +25,7 @@ from contimg.ops.notifier import Notifier, level_changed
 from contimg.ops.thresholds import conversion_hold
 from contimg.state import StateStore
 from contimg.state.connection import StateDatabaseError
+from contimg_assets.executors import run_executor
 from contimg_assets.partitions import GROUP_TAG, REDONE_BY_SENSORS, observation_groups
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 
@@ -40,7 +40,7 @@ convert_group_job = define_asset_job(
     "convert_group_job",
     selection=AssetSelection.assets("uvh5_group", "measurement_set", "calibrated_ms", "image",
                                     "photometry"),
-    executor_def=in_process_executor,
+    executor_def=run_executor(),
     tags=REDONE_BY_SENSORS,
     description="Validate one observation group, convert it to a Measurement Set, calibrate "
                 "and image it (one run, one process).",

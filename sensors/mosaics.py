@@ -25,22 +25,22 @@ from dagster import (
     SensorResult,
     SkipReason,
     define_asset_job,
-    in_process_executor,
     sensor,
 )
 
 from contimg.state import StateStore, products_db
 from contimg.timeutil import datetime_to_mjd, iso_to_epoch, mjd_to_datetime
+from contimg_assets.executors import run_executor
 from contimg_assets.mosaics import PARTITIONS_START
 from resources import StateDatabasesResource, StorageLayoutResource
 
 LOOKBACK_DAYS = 2.0
 
 hourly_mosaic_job = define_asset_job("hourly_mosaic_job", selection=["hourly_mosaic"],
-                                     executor_def=in_process_executor,
+                                     executor_def=run_executor(),
                                      description="Mosaic one hour's group images.")
 daily_mosaic_job = define_asset_job("daily_mosaic_job", selection=["daily_mosaic"],
-                                    executor_def=in_process_executor,
+                                    executor_def=run_executor(),
                                     description="Add one day's hourly mosaics.")
 
 

@@ -21,20 +21,20 @@ from dagster import (
     SensorResult,
     SkipReason,
     define_asset_job,
-    in_process_executor,
     sensor,
 )
 
 from contimg.photometry.measurements import measurements_root
 from contimg.state import StateStore, products_db
 from contimg.timeutil import iso_to_epoch, mjd_to_datetime
+from contimg_assets.executors import run_executor
 from contimg_assets.mosaics import PARTITIONS_START
 from resources import StateDatabasesResource, StorageLayoutResource
 
 LOOKBACK_DAYS = 2
 
 variability_job = define_asset_job("variability_job", selection=["variability"],
-                                   executor_def=in_process_executor,
+                                   executor_def=run_executor(),
                                    description="The daily variability pass over every measurement.")
 
 

@@ -86,3 +86,20 @@ def _watch(state_dir: str, stop, ready, seen) -> None:
         if chosen is not None:
             sets.append((chosen.bandpass_set, chosen.gain_set))
     seen.put(sets)
+
+
+def test_gains_of_a_neighbouring_hour_stand_in_only_where_the_own_solve_failed(layout_env):
+    store = StateStore(resolve_layout().ensure().state_dir)
+    _register(store, "bp", ("bpcal", "gpcal", "2gcal"),
+              {"bpcal": (DAY, DAY + 1), "gpcal": (DAY + 0.48, DAY + 0.52),
+               "2gcal": (DAY + 0.48, DAY + 0.52)})
+    hour_later = DAY + 0.5 + 1 / 24
+    assert tables_for(store, hour_later, gain_fallback_h=3) is None, \
+        "gains not solved yet for that hour: wait for them, do not stand in"
+    _register(store, "faint", ("gpcal", "2gcal"),
+              {"gpcal": (hour_later - 0.02, hour_later + 0.02),
+               "2gcal": (hour_later - 0.02, hour_later + 0.02)}, status="failed")
+    assert tables_for(store, hour_later) is None, "no fallback unless configured"
+    stand_in = tables_for(store, hour_later, gain_fallback_h=3)
+    assert stand_in.gain_set.startswith("bp/") and stand_in.paths[-1] == "/ms/bp_2gcal"
+    assert tables_for(store, hour_later, gain_fallback_h=0.5) is None, "too far away"

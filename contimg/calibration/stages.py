@@ -90,7 +90,8 @@ class CalibrationConfig:
                                  do_k=bool(settings["CONTIMG_CAL_DO_K"]),
                                  short_solint=str(settings["CONTIMG_CAL_GAIN_SOLINT"])),
             validity=Validity(bandpass_hours=float(settings["CONTIMG_BANDPASS_VALIDITY_H"]),
-                              gain_hours=float(settings["CONTIMG_GAIN_VALIDITY_H"])),
+                              gain_hours=float(settings["CONTIMG_GAIN_VALIDITY_H"]),
+                              gain_fallback_hours=float(settings["CONTIMG_GAIN_FALLBACK_H"])),
             limits=QualityLimits(max_flagged_fraction=float(settings["CONTIMG_CAL_MAX_FLAGGED"]),
                                  min_median_snr=float(settings["CONTIMG_CAL_MIN_SNR"]),
                                  max_phase_scatter_deg=float(settings["CONTIMG_CAL_MAX_PHASE_SCATTER_DEG"])),
@@ -261,7 +262,7 @@ def calibrate_group(layout: StorageLayout, store: StateStore, group_id: str, *,
     outcome = ApplyOutcome(group_iso, "awaiting", Path(row["path"]), row["kind"])
     mid = (row["start_mjd"] + row["end_mjd"]) / 2
     with waiting_group_lock(layout, group_iso):
-        found = tables_for(store, mid)
+        found = tables_for(store, mid, gain_fallback_h=config.validity.gain_fallback_hours)
         if found is None:
             outcome.missing = _what_is_missing(store, mid)
             products_db.set_calibration_status(store, group_iso, "awaiting", note=outcome.missing)

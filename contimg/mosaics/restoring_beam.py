@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import astropy.units as u
 import numpy as np
 from radio_beam import Beam, Beams
+from radio_beam.utils import BeamError
 from scipy import fft as scipy_fft
 
 SAME_BEAM_TOLERANCE = 0.01  # relative: 1 % in an axis leaves a 1 % peak error at most
@@ -60,9 +61,15 @@ def common_beam(beams: list[RestoringBeam]) -> RestoringBeam:
     """The smallest beam containing every beam (one of them when it contains the rest)."""
     if all(b.close_to(beams[0]) for b in beams):
         return max(beams, key=lambda b: b.area_deg2)
-    common = Beams(major=[b.bmaj_deg for b in beams] * u.deg,
-                   minor=[b.bmin_deg for b in beams] * u.deg,
-                   pa=[b.bpa_deg for b in beams] * u.deg).common_beam()
+    try:
+        common = Beams(major=[b.bmaj_deg for b in beams] * u.deg,
+                       minor=[b.bmin_deg for b in beams] * u.deg,
+                       pa=[b.bpa_deg for b in beams] * u.deg).common_beam()
+    except BeamError:
+        # radio_beam's search fails for very elongated beams at different angles (a sparse
+        # array's); the circle as wide as the widest beam contains every one of them.
+        widest = max(b.bmaj_deg for b in beams)
+        return RestoringBeam(widest, widest, 0.0)
     return RestoringBeam(common.major.to_value(u.deg), common.minor.to_value(u.deg),
                          common.pa.to_value(u.deg))
 

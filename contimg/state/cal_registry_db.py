@@ -76,9 +76,13 @@ def register_set(store: StateStore, *, set_id: str, group_id: str, source_ms: Pa
                  APPLY_ORDER[table.kind]))
 
 
-def tables_for(store: StateStore, mjd: float) -> ApplySet | None:
+def tables_for(store: StateStore, mjd: float, *, gain_fallback_h: float = 0.0) -> ApplySet | None:
     """The bandpass and gain tables valid at `mjd` (None when either is missing).
 
+    When the gains solved for `mjd`'s time failed their limits (a field too faint for the
+    array, say) and no other gains are valid there, the active gains centred nearest `mjd`
+    within `gain_fallback_h` hours are used: the group is calibrated with neighbouring
+    gains instead of waiting for ever. Gains not yet solved are waited for, not replaced.
     The three reads share one snapshot (a read transaction): a set registered between
     them could otherwise pair a new bandpass with the previous set's gains."""
     conn = store.connection("cal_registry")
@@ -86,6 +90,8 @@ def tables_for(store: StateStore, mjd: float) -> ApplySet | None:
     try:
         bandpass = _best_set(conn, "bpcal", mjd, nearest=False)
         gains = _best_set(conn, "2gcal", mjd, nearest=True)
+        if gains is None and gain_fallback_h > 0 and _failed_at(conn, "2gcal", mjd):
+            gains = _nearest_set(conn, "2gcal", mjd, gain_fallback_h / 24.0)
         if bandpass is None or gains is None:
             return None
         rows = conn.execute(
@@ -112,6 +118,22 @@ def _best_set(conn: sqlite3.Connection, kind: str, mjd: float, *, nearest: bool)
         " AND valid_end_mjd > ? ORDER BY CASE WHEN ? THEN abs((valid_start_mjd + valid_end_mjd) / 2"
         " - ?) ELSE 0 END, created DESC, id DESC LIMIT 1",
         (kind, mjd, mjd, nearest, mjd)).fetchone()
+    return row[0] if row else None
+
+
+def _failed_at(conn: sqlite3.Connection, kind: str, mjd: float) -> bool:
+    """Whether a table of `kind` solved for `mjd`'s time failed its limits."""
+    return conn.execute("SELECT 1 FROM caltables WHERE status = 'failed' AND kind = ? AND"
+                        " valid_start_mjd <= ? AND valid_end_mjd > ? LIMIT 1",
+                        (kind, mjd, mjd)).fetchone() is not None
+
+
+def _nearest_set(conn: sqlite3.Connection, kind: str, mjd: float, within_days: float) -> str | None:
+    """The active set of `kind` centred nearest `mjd`, no further than `within_days`."""
+    row = conn.execute(
+        "SELECT set_id, abs((valid_start_mjd + valid_end_mjd) / 2 - ?) AS away FROM caltables"
+        " WHERE status = 'active' AND kind = ? AND away <= ? ORDER BY away, created DESC LIMIT 1",
+        (mjd, kind, within_days)).fetchone()
     return row[0] if row else None
 
 
