@@ -261,3 +261,16 @@ def test_an_unreadable_measurements_file_is_quarantined_and_the_pass_goes_on(tmp
     assert outcome.n_sources == 10 and not bad.exists()
     assert (layout.photometry_dir / "quarantine" / f"date=2025-10-13_{bad.name}").exists()
     assert moves[0]["action"] == "quarantine" and "unreadable Parquet" in moves[0]["reason"]
+
+
+def test_a_degenerate_restoring_beam_flags_the_sources_instead_of_dividing_by_zero():
+    # A sparse array's PSF fit can collapse (bench day: BMIN 0.0" beside BMAJ 121"): the
+    # beam kernel then has no weight at a sub-pixel position, and the fit is flagged.
+    from contimg.photometry.forced import RestoringBeam, forced_fluxes
+
+    image = np.random.default_rng(1).normal(0.0, 1e-3, (64, 64))
+    flat = np.ones_like(image)
+    beam = RestoringBeam(major_px=400.0, minor_px=1e-4, pa_rad=0.3)
+    out = forced_fluxes(image, 0 * image, 1e-3 * flat, flat, beam, np.array([31.5, 20.25]),
+                        np.array([30.4, 40.7]))
+    assert out.flags.tolist() == [1, 1] and np.isnan(out.flux_jy).all()

@@ -27,6 +27,7 @@ Downstream stages must trust only `calibrated`.
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from dataclasses import dataclass, field, replace
@@ -185,7 +186,13 @@ def solve_bandpass_for_day(layout: StorageLayout, store: StateStore, day: str, *
             solved = _solve_in_child(layout, store, work, outcome.group_id, solve_calibrator, ms, work,
                                      outcome.group_id, config.options)
             outcome.seconds["solve"] = time.perf_counter() - lap
-            _place(solved, layout, store, outcome, config.validity, config.limits)
+            # The set's gains cover the transit's whole hour, as an hourly solve's do: the
+            # hour's own gain solve is skipped when this set has them (gains_solved_since),
+            # so a narrower window left the hour's first groups with no gains at all.
+            mid = (row["start_mjd"] + row["end_mjd"]) / 2
+            hour = math.floor(mid * 24.0) / 24.0
+            validity = widened_to_hour(config.validity, mid, hour, hour + 1.0 / 24.0)
+            _place(solved, layout, store, outcome, validity, config.limits)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return outcome

@@ -89,7 +89,7 @@ def forced_fluxes(image: np.ndarray, background: np.ndarray, rms: np.ndarray, pb
         noise = np.where(good, noise, 1.0)
         data = np.where(good, data, 0.0)
         norm = float((kernel**2 / noise**2).sum())
-        if not np.isfinite(norm) or norm <= 0:
+        if not np.isfinite(norm) or norm * norm <= 0:  # norm² underflows too, not only norm
             flags[i] = 1  # a degenerate beam (a failed PSF fit) has no weight here: no fit
             continue
         q = kernel / noise
