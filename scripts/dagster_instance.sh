@@ -52,6 +52,9 @@ run_monitoring:
   start_timeout_seconds: 180
   max_resume_run_attempts: 0
   poll_interval_seconds: 20
+  # A killed worker never gives back the pool slot its step held (e.g. "conversion"):
+  # slots of runs that ended this long ago are freed, or every later step would wait.
+  free_slots_after_run_end_seconds: 30
 run_retries:
   enabled: true
   max_retries: 2
