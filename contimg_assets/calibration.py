@@ -36,6 +36,7 @@ from contimg.calibration.stages import (
     solve_bandpass_for_day,
     solve_gains_for_hour,
 )
+from contimg_assets.executors import celery_queue
 from contimg_assets.measurement_set import measurement_set
 from contimg_assets.partitions import observation_groups
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
@@ -60,6 +61,7 @@ def _solution_check(name: str, asset_name: str) -> AssetCheckSpec:
 
 
 @asset(partitions_def=calibration_days, group_name="calibration", kinds={"casa"}, pool="calibration",
+       op_tags=celery_queue("calibration"),
        check_specs=[_solution_check("bandpass_quality", "bandpass_solution")])
 def bandpass_solution(context: AssetExecutionContext, config: BandpassConfig,
                       storage: StorageLayoutResource, state: StateDatabasesResource,
@@ -78,6 +80,7 @@ def bandpass_solution(context: AssetExecutionContext, config: BandpassConfig,
 
 
 @asset(partitions_def=calibration_hours, group_name="calibration", kinds={"casa"}, pool="calibration",
+       op_tags=celery_queue("calibration"),
        check_specs=[_solution_check("gain_quality", "gain_solution")])
 def gain_solution(context: AssetExecutionContext, storage: StorageLayoutResource,
                   state: StateDatabasesResource, notifier: NotifierResource) -> MaterializeResult:
@@ -120,7 +123,7 @@ missing, and the calibration sensor requests it again once a solution lands."""
 # A multi_asset only to make the output and its checks skippable together (an @asset's
 # check outputs stay required even with output_required=False).
 @multi_asset(name="calibrated_ms", partitions_def=observation_groups, check_specs=GROUP_CHECKS,
-             can_subset=True, description=CALIBRATED_MS_DOC,
+             can_subset=True, description=CALIBRATED_MS_DOC, op_tags=celery_queue("calibration"),
              specs=[AssetSpec("calibrated_ms", deps=[measurement_set], group_name="calibration",
                               kinds={"casa"}, skippable=True, description=CALIBRATED_MS_DOC)])
 def calibrated_ms(context: AssetExecutionContext, storage: StorageLayoutResource,

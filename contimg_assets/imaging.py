@@ -27,6 +27,7 @@ from contimg.imaging.stage import ImageOutcome, ImagingError, image_group
 from contimg.imaging.wsclean import ImagerError
 from contimg.instrument import GROUP_DURATION_S
 from contimg_assets.calibration import calibrated_ms
+from contimg_assets.executors import celery_queue
 from contimg_assets.partitions import observation_groups
 from resources import StateDatabasesResource, StorageLayoutResource
 
@@ -43,6 +44,7 @@ IMAGE_CHECKS = [
 
 @asset(partitions_def=observation_groups, deps=[calibrated_ms], group_name="imaging",
        kinds={"wsclean"}, check_specs=IMAGE_CHECKS, pool="imaging",
+       op_tags=celery_queue("imaging"),
        # Whole seconds: the UI's GraphQL types failWindowSeconds as Int, and a fractional
        # window (3 x 309.24 s) broke every page that loads the assets with an error.
        freshness_policy=FreshnessPolicy.time_window(

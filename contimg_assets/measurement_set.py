@@ -16,6 +16,7 @@ from contimg.conversion.staging import reap_group_partials, reap_stale_workspace
 from contimg.ingest.group_lock import GroupBusyError, group_lock
 from contimg.ingest.registry import IngestRegistry
 from contimg.ingest.settings import IngestSettings
+from contimg_assets.executors import celery_queue
 from contimg_assets.partitions import observation_groups
 from contimg_assets.uvh5_group import uvh5_group
 from resources import StateDatabasesResource, StorageLayoutResource
@@ -32,6 +33,7 @@ PERMANENT_ERRORS = (GroupValidationError, MsValidationError)
     group_name="conversion",
     kinds={"casa"},
     pool="conversion",
+    op_tags=celery_queue("conversion"),
 )
 def measurement_set(context: AssetExecutionContext, storage: StorageLayoutResource,
                     state: StateDatabasesResource) -> MaterializeResult:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from dagster._core.instance.config import dagster_instance_config
 
@@ -39,3 +40,35 @@ def test_the_services_run_the_webserver_on_loopback_and_the_daemon_apart():
     assert "dagster-daemon run" in daemon and "dagster-webserver" not in daemon
     for unit in (webserver, daemon):
         assert "Restart=on-failure" in unit and "EnvironmentFile=/etc/contimg/contimg.env" in unit
+
+
+def test_the_celery_workers_take_one_step_at_a_time_from_the_shared_configuration():
+    from dagster_celery.cli import get_validated_config
+
+    from contimg_assets.executors import CELERY_CONFIG, HEAVY_QUEUES
+
+    unit = (DEPLOY / "systemd" / "contimg-celery-worker.service").read_text()
+    assert "--pool=solo" in unit and "-y deploy/celery/celery.yaml" in unit
+    assert ",".join((*HEAVY_QUEUES, "dagster")) in unit  # one comma-joined -q (Celery 5)
+    assert CELERY_CONFIG == DEPLOY / "celery" / "celery.yaml"
+    text = CELERY_CONFIG.read_text()
+    assert "redis://" not in text  # the broker (and its password) only from the environment
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONTIMG_CELERY_BROKER", "redis://127.0.0.1:6379/0")
+        config = get_validated_config(str(CELERY_CONFIG))
+    assert config["broker"] == config["backend"] == "redis://127.0.0.1:6379/0"
+    assert config["config_source"]["task_acks_late"] is True
+    assert config["config_source"]["worker_prefetch_multiplier"] == 1
+
+
+def test_the_executor_setting_selects_celery_only_with_a_redis_broker(tmp_path):
+    from contimg.settings import SettingsError, load_settings
+
+    base = {"CONTIMG_HOME": str(tmp_path), "CONTIMG_EXECUTOR": "celery"}
+    for broker in ("", "amqp://host//", "redis://"):
+        with pytest.raises(SettingsError, match="CONTIMG_CELERY_BROKER"):
+            load_settings(base | {"CONTIMG_CELERY_BROKER": broker})
+    with pytest.raises(SettingsError, match="CONTIMG_EXECUTOR"):
+        load_settings(base | {"CONTIMG_EXECUTOR": "dask"})
+    assert load_settings(base | {"CONTIMG_CELERY_BROKER": "redis://:pw@broker:6379/0"})[
+        "CONTIMG_EXECUTOR"] == "celery"
