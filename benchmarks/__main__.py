@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="how many times faster than the telescope's 309 s cadence")
     day.add_argument("--work", type=Path, default=Path("/tmp/contimg-bench"),
                      help="where the platform's home is made (replaced each run)")
+    day.add_argument("--timeout-min", type=float, default=None,
+                     help="stop after this long and report what was done (default: 3 × the "
+                          "feeding time + 15 min)")
     mos = which.add_parser("mosaic", help="an hourly mosaic of 12 images beside a per-image loop")
     mos.add_argument("--size", default="full", choices=("full", "small", "tiny"),
                      help="image side: full 2070^2, small 768^2, tiny 256^2 (a 3.5 deg field)")
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.benchmark == "day":
         from benchmarks.day import bench_day
 
-        return bench_day(args.groups, args.speedup, args.work)
+        return bench_day(args.groups, args.speedup, args.work, args.timeout_min)
     if args.benchmark == "calibration":
         from benchmarks.calibration import bench_calibration
 
