@@ -70,6 +70,9 @@ class DayAudit:
     runs_by_status: dict[str, int] = field(default_factory=dict)
     failed_runs: list[str] = field(default_factory=list)
     killed_runs: list[str] = field(default_factory=list)
+    # runs stopped by a blocking ERROR check on their data (a gain solve failing its limits
+    # on a field too faint for six antennas): designed outcomes, listed, never hidden
+    quality_failed_runs: list[str] = field(default_factory=list)
 
     @property
     def consistent(self) -> bool:
@@ -272,22 +275,30 @@ def _audit_runs(audit: DayAudit, dagster_home: Path) -> None:
         for run in runs:
             if run.status.value == "FAILURE":
                 name = f"{run.job_name} {run.tags.get('dagster/partition', '')}".strip()
-                killed = _worker_died(instance, run.run_id)
-                (audit.killed_runs if killed else audit.failed_runs).append(name)
+                kind = _failure_kind(instance, run.run_id)
+                {"killed": audit.killed_runs, "quality": audit.quality_failed_runs}.get(
+                    kind, audit.failed_runs).append(name)
     converted = Counter(run.tags.get("dagster/partition") for run in runs
                         if run.job_name == "convert_group_job" and run.status.value == "SUCCESS")
     audit.convert_runs_succeeded = len(converted)
     audit.groups_with_more_than_one_run = sorted(g for g, n in converted.items() if n > 1)
 
 
-def _worker_died(instance, run_id: str) -> bool:
-    """Whether run monitoring failed the run because its worker was gone (or never started),
-    as a killed node leaves it, rather than a step failing."""
+def _failure_kind(instance, run_id: str) -> str:
+    """"killed" when run monitoring failed the run because its worker was gone (or never
+    started), as a killed node leaves it; "quality" when a blocking asset check with ERROR
+    severity stopped it; "error" for anything else."""
     from dagster import DagsterEventType
 
     failures = instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_FAILURE).records
     text = " ".join(r.event_log_entry.message or "" for r in failures)
-    return "is gone: killed or crashed" in text or "to start" in text
+    if "is gone: killed or crashed" in text or "to start" in text:
+        return "killed"
+    steps = instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records
+    errors = [r.event_log_entry.dagster_event.event_specific_data.error for r in steps]
+    if errors and all(e is not None and e.cls_name == "DagsterAssetCheckFailedError" for e in errors):
+        return "quality"
+    return "error"
 
 
 def _timing(layout: StorageLayout, groups: int, cadence: float) -> dict:

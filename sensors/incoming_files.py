@@ -41,7 +41,9 @@ convert_group_job = define_asset_job(
     selection=AssetSelection.assets("uvh5_group", "measurement_set", "calibrated_ms", "image",
                                     "photometry"),
     executor_def=run_executor(),
-    tags=REDONE_BY_SENSORS,
+    # Conversion first in the queue: it takes the raw files off incoming/ in seconds, while
+    # the applies and images queued before it wait for the imaging pool (bench day).
+    tags={**REDONE_BY_SENSORS, "dagster/priority": "1"},
     description="Validate one observation group, convert it to a Measurement Set, calibrate "
                 "and image it (one run, one process).",
 )

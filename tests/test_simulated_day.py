@@ -13,6 +13,7 @@ import pytest
 from benchmarks.day import run_day
 
 GROUPS = 30
+SOLVES = ("gain_solution_job", "bandpass_solution_job")
 
 
 @pytest.mark.slow
@@ -22,6 +23,9 @@ def test_thirty_groups_are_each_converted_calibrated_and_imaged_exactly_once(tmp
     audit = figures["audit"]
     assert figures["finished"], f"the stream did not finish: {audit}"
     assert audit["failed_runs"] == [], audit["runs_by_status"]
+    # A solve may fail its quality limits on a faint field (six antennas): its hour then
+    # takes neighbouring gains, and every group is still calibrated (asserted below).
+    assert all(r.startswith(SOLVES) for r in audit["quality_failed_runs"]), audit
     assert audit["ingest_other"] == {}, "groups left in another state than completed"
     for count in ("ingest_completed", "ms_rows", "ms_on_disk", "calibrated", "images_ready",
                   "images_on_disk", "convert_runs_succeeded"):
@@ -44,6 +48,7 @@ def test_killing_the_daemon_and_webserver_mid_stream_loses_and_duplicates_no_gro
     assert figures["restarted_at_images"] >= 3 and figures["webserver_back_s"] < 180
     assert figures["finished"], f"the stream did not finish after the restart: {audit}"
     assert audit["failed_runs"] == [], "only runs whose worker died may have failed"
+    assert all(r.startswith(SOLVES) for r in audit["quality_failed_runs"]), audit
     for count in ("ingest_completed", "ms_rows", "ms_on_disk", "calibrated", "images_ready",
                   "images_on_disk", "convert_runs_succeeded"):
         assert audit[count] == groups, (count, audit)
