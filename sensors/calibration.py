@@ -22,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dagster import (
@@ -47,6 +49,7 @@ from contimg_assets.partitions import REDONE_BY_SENSORS
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 
 KEPT_KEYS = 2000  # recent run keys remembered in the cursor
+FAILED_RUNS_LOOKED_AT = 500  # the newest failed applies counted per group (new request keys)
 REIMAGE_ATTEMPTS = 3  # image_group_job runs of one group before it is left to an operator
 LIVE_RUN_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED,
                      DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
@@ -92,7 +95,7 @@ class TickPlan:
 
 def plan_tick(layout: StorageLayout, store: StateStore, cursor: str | None, *, gap_alert_min: float,
               now: float | None = None, busy: frozenset[str] = frozenset(),
-              gain_fallback_h: float = 0.0) -> TickPlan:
+              gain_fallback_h: float = 0.0, failed: Mapping[str, int] | None = None) -> TickPlan:
     """Decide the tick's requests from the products and calibration registries; groups in
     `busy` (a run of theirs is queued or running) are not requested again."""
     state = json.loads(cursor) if cursor else {}
@@ -115,13 +118,14 @@ def plan_tick(layout: StorageLayout, store: StateStore, cursor: str | None, *, g
         if gains:
             add(gains)
     _plan_waiting(layout, store, plan, add, gap_alert_min, time.time() if now is None else now,
-                  busy, gain_fallback_h)
+                  busy, gain_fallback_h, failed or {})
     plan.keys = plan.keys[-KEPT_KEYS:]
     return plan
 
 
 def _plan_waiting(layout: StorageLayout, store: StateStore, plan: TickPlan, add, gap_alert_min: float,
-                  now: float, busy: frozenset[str], gain_fallback_h: float) -> None:
+                  now: float, busy: frozenset[str], gain_fallback_h: float,
+                  failed: Mapping[str, int]) -> None:
     """Re-request groups whose tables now exist; ask for missing gains; measure the gap."""
     overdue = []
     for row in products_db.groups_in_calibration_state(store, ("awaiting", "calibrating")):
@@ -136,8 +140,11 @@ def _plan_waiting(layout: StorageLayout, store: StateStore, plan: TickPlan, add,
         found = tables_for(store, mid, gain_fallback_h=gain_fallback_h)
         if found is not None:
             tag = _short("|".join(found.paths))
+            # A run of it that failed (its worker killed before the apply began leaves the
+            # group awaiting, unchanged) gives the next request a key of its own.
+            again = f"-r{failed[group]}" if failed.get(group) else ""
             add(Request("calibrate_group_job", group,
-                        f"calibrate-{group}-{tag}-{int(row['calibration_since'] or 0)}", group))
+                        f"calibrate-{group}-{tag}-{int(row['calibration_since'] or 0)}{again}", group))
             continue
         gains = _gain_request(store, group, mid)
         if gains:
@@ -211,8 +218,11 @@ def calibration_sensor(context: SensorEvaluationContext, storage: StorageLayoutR
     with state.open() as store:
         busy = frozenset(run.tags.get("dagster/partition", "") for run in context.instance.get_runs(
             RunsFilter(statuses=LIVE_RUN_STATUSES, job_name="calibrate_group_job")))
+        failed = Counter(run.tags.get("dagster/partition", "") for run in context.instance.get_runs(
+            RunsFilter(statuses=[DagsterRunStatus.FAILURE], job_name="calibrate_group_job"),
+            limit=FAILED_RUNS_LOOKED_AT))
         plan = plan_tick(storage.layout(), store, context.cursor, gap_alert_min=gap_min, busy=busy,
-                         gain_fallback_h=fallback_h)
+                         gain_fallback_h=fallback_h, failed=failed)
         plan.requests += reimage_requests(storage.layout(), store, context.instance)
         alert_on_gap(store, notifier.notifier(), plan)
     cursor = json.dumps({"rowid": plan.rowid, "keys": plan.keys})

@@ -266,4 +266,11 @@ def test_a_killed_apply_is_requested_again_once_its_lock_is_free(platform):
     busy = plan_tick(layout, store, None, gap_alert_min=0, now=time.time() + 1,
                      busy=frozenset({first}))
     assert applies(busy) == []
+    # Its run failed (a worker killed before the apply began leaves it as it was): the next
+    # request has a key of its own, so Dagster's run-key de-duplication does not drop it.
+    keys = [r.run_key for r in plan.requests if r.job == "calibrate_group_job"]
+    again = plan_tick(layout, store, None, gap_alert_min=0, now=time.time() + 1,
+                      failed={first: 1})
+    assert [r.run_key for r in again.requests if r.job == "calibrate_group_job"] == \
+        [f"{keys[0]}-r1"]
     assert plan.gap_level == "GAP" and second in plan.gap_message
