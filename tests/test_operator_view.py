@@ -48,7 +48,7 @@ def test_schedule_names_and_crons_match_the_readme_table(layout_env):
     from contimg_assets.definitions import defs
 
     readme = _readme_schedules()
-    assert len(readme) == 5, readme
+    assert len(readme) == 6, readme
     loaded = {s.name: s.cron_schedule for s in defs.get_repository_def().schedule_defs}
     assert loaded == readme
     assert not [name for name in loaded if name.endswith("_job_schedule")]
