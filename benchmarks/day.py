@@ -65,6 +65,10 @@ class DayAudit:
     images_ready: int = 0
     images_on_disk: int = 0
     groups_imaged_more_than_once: list[str] = field(default_factory=list)
+    converted_once: int = 0  # groups with exactly one conversion in the file_moves audit
+    groups_converted_more_than_once: list[str] = field(default_factory=list)
+    # successful conversion runs (a run killed after its conversion registered the MS
+    # counts as failed here, yet its group is converted: converted_once is the test)
     convert_runs_succeeded: int = 0
     groups_with_more_than_one_run: list[str] = field(default_factory=list)
     runs_by_status: dict[str, int] = field(default_factory=dict)
@@ -79,8 +83,9 @@ class DayAudit:
         """Every group converted, calibrated and imaged exactly once, and no run failed."""
         n = self.expected
         return (self.ingest_completed == self.ms_rows == self.ms_on_disk == self.calibrated
-                == self.images_ready == self.images_on_disk == self.convert_runs_succeeded == n
+                == self.images_ready == self.images_on_disk == self.converted_once == n
                 and not self.ingest_other and not self.groups_imaged_more_than_once
+                and not self.groups_converted_more_than_once
                 and not self.groups_with_more_than_one_run and not self.failed_runs)
 
 
@@ -263,6 +268,11 @@ def audit_day(layout: StorageLayout, dagster_home: Path, expected: int) -> DayAu
         group for group, n in Counter(g for g, _ in _query(
             layout, "products", "SELECT group_id, image_set FROM images WHERE kind = 'image-pb'"
             " GROUP BY group_id, image_set")).items() if n > 1)
+    conversions = Counter(Path(destination).name.removesuffix(".ms") for (destination,) in _query(
+        layout, "products", "SELECT destination FROM file_moves WHERE actor = 'measurement_set'"
+        " AND reason LIKE 'converted%'"))
+    audit.converted_once = sum(n == 1 for n in conversions.values())
+    audit.groups_converted_more_than_once = sorted(g for g, n in conversions.items() if n > 1)
     _audit_runs(audit, dagster_home)
     return audit
 

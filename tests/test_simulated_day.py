@@ -28,10 +28,11 @@ def test_thirty_groups_are_each_converted_calibrated_and_imaged_exactly_once(tmp
     assert all(r.startswith(SOLVES) for r in audit["quality_failed_runs"]), audit
     assert audit["ingest_other"] == {}, "groups left in another state than completed"
     for count in ("ingest_completed", "ms_rows", "ms_on_disk", "calibrated", "images_ready",
-                  "images_on_disk", "convert_runs_succeeded"):
+                  "images_on_disk", "converted_once"):
         assert audit[count] == GROUPS, (count, audit)
     assert audit["groups_imaged_more_than_once"] == []
     assert audit["groups_with_more_than_one_run"] == []
+    assert audit["groups_converted_more_than_once"] == []
     assert figures["consistent"]
     assert figures["images"] == GROUPS and figures["latency_max_s"] > 0
 
@@ -50,8 +51,9 @@ def test_killing_the_daemon_and_webserver_mid_stream_loses_and_duplicates_no_gro
     assert audit["failed_runs"] == [], "only runs whose worker died may have failed"
     assert all(r.startswith(SOLVES) for r in audit["quality_failed_runs"]), audit
     for count in ("ingest_completed", "ms_rows", "ms_on_disk", "calibrated", "images_ready",
-                  "images_on_disk", "convert_runs_succeeded"):
+                  "images_on_disk", "converted_once"):
         assert audit[count] == groups, (count, audit)
     assert audit["groups_imaged_more_than_once"] == []
     assert audit["groups_with_more_than_one_run"] == []
+    assert audit["groups_converted_more_than_once"] == []
     assert figures["consistent"]
