@@ -59,7 +59,7 @@ from contimg.calibration.solve import (
 )
 from contimg.catalogs.vlacals import load_calibrators
 from contimg.conversion.isolation import ConverterCrashedError, run_in_child
-from contimg.conversion.staging import move_into_place
+from contimg.conversion.staging import keep_for_operator
 from contimg.ingest.group_lock import waiting_group_lock
 from contimg.layout import StorageLayout
 from contimg.state import StateStore, products_db
@@ -242,15 +242,11 @@ def _solve_in_child(layout: StorageLayout, store: StateStore, work: Path, group_
         return run_in_child(solver, *args, start_method="spawn")
     except ConverterCrashedError as exc:
         reason = f"{solver.__name__} crashed: {exc}"
-        kept: Path | None = layout.ms_date_dir("failed", group_iso) / (
-            f"{work.name}.failed-{time.strftime('%Y%m%dT%H%M%S')}")
-        try:
-            (work / "FAILED.txt").write_text(reason + "\n")
-            move_into_place(work, kept)
+        kept = keep_for_operator(work, layout.ms_date_dir("failed", group_iso) / (
+            f"{work.name}.failed-{time.strftime('%Y%m%dT%H%M%S')}"), reason)
+        if kept is not None:
             products_db.log_move(store, work, kept, action="quarantine", actor="calibration",
                                  reason=reason[:2000])
-        except OSError:  # a full disk may refuse even this; the error still says why
-            kept = None
         where = f"its workspace is kept in {kept}" if kept else "its workspace could not be kept"
         raise CalibrationError(
             f"the solve on {group_iso} failed: {reason}; {where}. Fix the cause (the CASA log "

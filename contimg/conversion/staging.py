@@ -102,6 +102,18 @@ def workspace(layout: StorageLayout, name: str, needed_bytes: int,
         shutil.rmtree(chosen.path, ignore_errors=True)
 
 
+def keep_for_operator(workspace: Path, destination: Path, reason: str) -> Path | None:
+    """Move what a failed stage left in its workspace to `destination` (under a
+    `failed/` tree), with the reason in FAILED.txt; None when even that is refused (a
+    full disk): the caller still records the reason."""
+    try:
+        (workspace / "FAILED.txt").write_text(reason + "\n")
+        move_into_place(workspace, destination)
+    except OSError:
+        return None
+    return destination
+
+
 def fresh_owned_directory(path: Path) -> Path:
     """An empty directory at `path` marked with its owner (pid, start time), so that
     `reap_stale_workspaces` removes it once that process is gone (a killed run)."""

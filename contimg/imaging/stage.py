@@ -25,7 +25,7 @@ from casacore import tables
 from contimg import naming
 from contimg.calibration.sky_model import beam_radius_rad, pointing_from_ms
 from contimg.celestial import celestial_wcs
-from contimg.conversion.staging import move_into_place, workspace
+from contimg.conversion.staging import keep_for_operator, move_into_place, workspace
 from contimg.imaging.coverage import measure_coverage
 from contimg.imaging.options import (
     ImageGrid,
@@ -118,12 +118,7 @@ def _quarantined(layout: StorageLayout, store: StateStore, group_iso: str, set_d
     the failure with its reason, and return the error to raise: it names the group, the
     reason, where the workspace went and how to image the group again."""
     reason = f"{type(exc).__name__}: {exc}"
-    kept: Path | None = layout.failed_image_set_dir(group_iso)
-    try:
-        (set_dir / "FAILED.txt").write_text(reason + "\n")
-        move_into_place(set_dir, kept)
-    except OSError:  # a full disk can refuse even this; the reason still goes on record
-        kept = None
+    kept = keep_for_operator(set_dir, layout.failed_image_set_dir(group_iso), reason)
     products_db.record_image_failure(store, group_iso, reason, kept)
     where = f"its workspace is kept in {kept}" if kept else "its workspace could not be kept"
     return ImagingError(f"imaging {group_iso} failed ({reason[:1500]}); {where}. It is not "
