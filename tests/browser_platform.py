@@ -5,14 +5,12 @@ browser test (tests/test_browser_ui.py) looks at in the UI."""
 from __future__ import annotations
 
 import os
-import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from contimg.simulation.telescope import SimulatedGroup
+from tests.conftest import drop_groups_with_their_catalogue
 
-OLD = time.time() - 3600
 # The settings the runs see. The bandpass is solved on the calibrator transit five
 # minutes before the science group: a 0.01 h limit makes that group's (WARN, non-
 # blocking) bandpass_age check fail while the group still goes on to its image.
@@ -55,14 +53,7 @@ def prepare(base: Path, groups: list[SimulatedGroup]) -> PreparedPlatform:
     from contimg_assets.definitions import defs
 
     layout = resolve_layout().ensure()
-    catalog = layout.static_dir / "catalogs" / "nvss.tsv"
-    catalog.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(next(groups[0].truth_json.parent.glob("*_nvss.tsv")), catalog)
-    for group in groups:
-        for src in group.files:
-            dst = layout.incoming_dir / Path(src).name
-            shutil.copyfile(src, dst)
-            os.utime(dst, (OLD, OLD))
+    drop_groups_with_their_catalogue(layout, groups)
     dagster_home = base / "dagster_home"
     write_instance_yaml(dagster_home)
     instance = DagsterInstance.from_config(str(dagster_home))

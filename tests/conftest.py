@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +34,20 @@ def module_home(base: Path) -> Iterator[tuple]:
         patch.setenv("CONTIMG_TMPFS_DIR", str(base / "shm"))
         layout = resolve_layout().ensure()
         yield layout, StateStore(layout.state_dir)
+
+
+def drop_groups_with_their_catalogue(layout, groups) -> None:
+    """The simulator's NVSS table as the platform's catalogue, and every group's files in
+    incoming/ (an hour old, so the sensor takes them as complete at once)."""
+    old = time.time() - 3600
+    catalog = layout.static_dir / "catalogs" / "nvss.tsv"
+    catalog.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(next(groups[0].truth_json.parent.glob("*_nvss.tsv")), catalog)
+    for group in groups:
+        for src in group.files:
+            dst = layout.incoming_dir / Path(src).name
+            shutil.copyfile(src, dst)
+            os.utime(dst, (old, old))
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,6 @@ gains solve against the NVSS model with a median SNR well above the limit.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -35,8 +33,7 @@ from sensors.calibration import (
     gain_solution_job,
 )
 from sensors.incoming_files import convert_group_job, incoming_files_sensor
-
-OLD = time.time() - 3600
+from tests.conftest import drop_groups_with_their_catalogue
 
 
 @pytest.fixture
@@ -45,14 +42,7 @@ def calibration_platform(platform, tiny_groups, monkeypatch):
     both groups dropped into incoming/ and made partitions by the incoming sensor."""
     layout, resources, instance = platform
     monkeypatch.setenv("CONTIMG_CAL_GAP_ALERT_MIN", "0")
-    catalog = layout.static_dir / "catalogs" / "nvss.tsv"
-    catalog.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(next(tiny_groups[0].truth_json.parent.glob("*_nvss.tsv")), catalog)
-    for group in tiny_groups:
-        for src in group.files:
-            dst = layout.incoming_dir / Path(src).name
-            shutil.copyfile(src, dst)
-            os.utime(dst, (OLD, OLD))
+    drop_groups_with_their_catalogue(layout, tiny_groups)
     with build_sensor_context(instance=instance, resources=resources) as context:
         result = incoming_files_sensor(context)
     instance.add_dynamic_partitions("observation_groups", [r.partition_key for r in result.run_requests])

@@ -16,6 +16,16 @@ GROUPS = 30
 SOLVES = ("gain_solution_job", "bandpass_solution_job")
 
 
+def _assert_each_group_done_once(audit: dict, groups: int) -> None:
+    """Every group converted, calibrated and imaged, each exactly once (the day's audit)."""
+    for count in ("ingest_completed", "ms_rows", "ms_on_disk", "calibrated", "images_ready",
+                  "images_on_disk", "converted_once"):
+        assert audit[count] == groups, (count, audit)
+    assert audit["groups_imaged_more_than_once"] == []
+    assert audit["groups_with_more_than_one_run"] == []
+    assert audit["groups_converted_more_than_once"] == []
+
+
 @pytest.mark.slow
 def test_thirty_groups_are_each_converted_calibrated_and_imaged_exactly_once(tmp_path):
     figures = run_day(GROUPS, speedup=30, work=tmp_path, timeout_s=1500)
@@ -27,12 +37,7 @@ def test_thirty_groups_are_each_converted_calibrated_and_imaged_exactly_once(tmp
     # takes neighbouring gains, and every group is still calibrated (asserted below).
     assert all(r.startswith(SOLVES) for r in audit["quality_failed_runs"]), audit
     assert audit["ingest_other"] == {}, "groups left in another state than completed"
-    for count in ("ingest_completed", "ms_rows", "ms_on_disk", "calibrated", "images_ready",
-                  "images_on_disk", "converted_once"):
-        assert audit[count] == GROUPS, (count, audit)
-    assert audit["groups_imaged_more_than_once"] == []
-    assert audit["groups_with_more_than_one_run"] == []
-    assert audit["groups_converted_more_than_once"] == []
+    _assert_each_group_done_once(audit, GROUPS)
     assert figures["consistent"]
     assert figures["images"] == GROUPS and figures["latency_max_s"] > 0
 
@@ -50,10 +55,5 @@ def test_killing_the_daemon_and_webserver_mid_stream_loses_and_duplicates_no_gro
     assert figures["finished"], f"the stream did not finish after the restart: {audit}"
     assert audit["failed_runs"] == [], "only runs whose worker died may have failed"
     assert all(r.startswith(SOLVES) for r in audit["quality_failed_runs"]), audit
-    for count in ("ingest_completed", "ms_rows", "ms_on_disk", "calibrated", "images_ready",
-                  "images_on_disk", "converted_once"):
-        assert audit[count] == groups, (count, audit)
-    assert audit["groups_imaged_more_than_once"] == []
-    assert audit["groups_with_more_than_one_run"] == []
-    assert audit["groups_converted_more_than_once"] == []
+    _assert_each_group_done_once(audit, groups)
     assert figures["consistent"]
