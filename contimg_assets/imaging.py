@@ -39,6 +39,9 @@ IMAGE_CHECKS = [
     AssetCheckSpec("image_noise", asset="image",
                    description="WARN: the residual rms exceeds CONTIMG_IMAGE_NOISE_WARN_RATIO x "
                                "the radiometer-equation expectation."),
+    AssetCheckSpec("image_beam", asset="image",
+                   description="WARN: the fitted restoring beam spans at least a quarter pixel on "
+                               "both axes (a collapsed PSF fit makes fluxes per beam meaningless)."),
 ]
 
 
@@ -93,6 +96,7 @@ def _metadata(outcome: ImageOutcome) -> dict:
 
 def _checks(outcome: ImageOutcome, options: ImagingOptions) -> list[AssetCheckResult]:
     quality = outcome.quality
+    beam_problem = quality.beam_problem(outcome.grid.cell_arcsec)
     valid = bool(quality.rms_jy == quality.rms_jy and quality.rms_jy > 0
                  and quality.peak_jy == quality.peak_jy)
     return [
@@ -102,4 +106,10 @@ def _checks(outcome: ImageOutcome, options: ImagingOptions) -> list[AssetCheckRe
                          severity=AssetCheckSeverity.WARN,
                          metadata={"rms_ratio": round(quality.rms_ratio, 3),
                                    "limit": options.noise_warn_ratio}),
+        AssetCheckResult(check_name="image_beam", passed=beam_problem is None,
+                         severity=AssetCheckSeverity.WARN,
+                         description=beam_problem or "the PSF fit was measured on the pixel grid",
+                         metadata={"bmaj_arcsec": round(quality.bmaj_arcsec, 2),
+                                   "bmin_arcsec": round(quality.bmin_arcsec, 2),
+                                   "cell_arcsec": outcome.grid.cell_arcsec}),
     ]

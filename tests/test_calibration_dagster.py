@@ -149,7 +149,7 @@ def test_groups_are_calibrated_with_no_operator(calibration_platform, tiny_group
     assert "data:image/png;base64," in imaged["quicklook"].value
     assert Path(imaged["image_pb"].value).exists() and imaged["cal_tables"].value == meta["tables"].value
     checks = {c.check_name: c.passed for c in converted.get_asset_check_evaluations()}
-    assert checks["image_valid"]
+    assert checks["image_valid"] and "image_beam" in checks
     # ... and measured: forced photometry of the catalogue's sources, in its Parquet file.
     measured = _materialization(converted, "photometry").metadata
     assert Path(measured["measurements"].value).exists() and measured["forced"].value >= 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -181,9 +182,22 @@ def test_the_quality_figures_are_recorded(imaged):
     assert 0 < quality.rms_jy < quality.peak_jy and quality.dynamic_range > 50
     assert 0.5 < quality.rms_ratio < 4  # tiny array: sidelobes of the bright calibrator
     assert quality.bmaj_arcsec > quality.bmin_arcsec > 0 and quality.n_sources_5sigma >= 1
+    assert quality.beam_problem(outcome.grid.cell_arcsec) is None, "the long thin tiny-array beam is real"
     row = next(r for r in products_db.image_rows(store, science) if r["kind"] == "image-pb")
     assert row["rms_jy"] == pytest.approx(quality.rms_jy) and row["imager"] == "wsclean"
     assert outcome.png.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("bmaj, bmin, axis", [(40.0, 0.0, "BMIN"), (40.0, 2.0, "BMIN"),
+                                              (float("nan"), 30.0, "BMAJ")])
+def test_a_collapsed_psf_fit_is_named(imaged, bmaj, bmin, axis):
+    """The collapsed fit the simulated day met (BMIN 0.0"), a sub-pixel axis and a NaN axis
+    are each named, with the floor they fall below."""
+    *_, outcome = imaged
+    cell = outcome.grid.cell_arcsec
+    collapsed = replace(outcome.quality, bmaj_arcsec=bmaj, bmin_arcsec=bmin)
+    problem = collapsed.beam_problem(cell)
+    assert problem is not None and axis in problem and f"{cell / 4:.2f}" in problem
 
 
 def test_headers_carry_provenance_pointing_at_files_that_exist(imaged):

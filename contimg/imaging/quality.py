@@ -18,6 +18,7 @@ from contimg.imaging.coverage import Coverage
 
 MAD_TO_SIGMA = 1.4826
 DETECTION_SIGMA = 5.0
+MIN_BEAM_AXIS_PIXELS = 0.25  # a fitted beam axis narrower than this was not measured
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,22 @@ class ImageQuality:
     def as_dict(self) -> dict[str, float | int]:
         """The figures by name (full precision: an rms of tens of µJy must survive)."""
         return asdict(self)
+
+    def beam_problem(self, cell_arcsec: float) -> str | None:
+        """Why the restoring beam is not a usable PSF fit, or None when it is.
+
+        A fitted axis narrower than a quarter pixel (or zero, or not finite) cannot have
+        been measured on the pixel grid: the PSF fit collapsed, as it can for a few antennas
+        over a short track, and fluxes per beam, the mosaics' common beam and source sizes
+        from such an image are not to be trusted. (The tiny array's real minor axis is
+        about one pixel: its beam is long and thin, not collapsed.)
+        """
+        floor = MIN_BEAM_AXIS_PIXELS * cell_arcsec
+        for name, value in (("BMAJ", self.bmaj_arcsec), ("BMIN", self.bmin_arcsec)):
+            if not np.isfinite(value) or value < floor:
+                return (f"restoring beam {name} {value:.2f}\" is below a quarter pixel "
+                        f"({floor:.2f}\" of a {cell_arcsec:.2f}\" cell): the PSF fit collapsed")
+        return None
 
 
 def robust_rms(values: np.ndarray) -> float:
