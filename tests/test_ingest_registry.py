@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from contimg import naming
-from contimg.ingest.registry import IngestRegistry
+from contimg.ingest.registry import REREQUEST_AFTER, IngestRegistry
 from contimg.ingest.scanner import scan_incoming
 from contimg.ingest.settings import IngestSettings
 from contimg.state import StateStore
@@ -47,6 +47,25 @@ def test_complete_group_becomes_ready_exactly_once(tiny_groups, tmp_path):
     assert again.ready_ids == [] and again.new_files == 0
     assert registry.group_state(tiny_groups[0].group_id)[0] == "pending"
     assert len(registry.group_files(tiny_groups[0].group_id)) == 16
+
+
+def test_a_requested_group_whose_run_vanished_is_requested_again(tiny_groups, tmp_path):
+    """A run that never marked its group started (worker killed first, or never submitted)
+    leaves the group requested: asked again once Dagster has no live run for it and
+    REREQUEST_AFTER has passed, under a new run key; never while a run is still queued."""
+    incoming = tmp_path / "incoming"
+    _drop(tiny_groups[0].files, incoming)
+    registry = _registry(tmp_path)
+    group = tiny_groups[0].group_id
+    assert registry.update(scan_incoming(incoming), time.time()).ready_ids == [group]
+    gone, queued = (lambda g: False), (lambda g: True)
+    soon = time.time() + REREQUEST_AFTER.total_seconds() - 30
+    assert registry.update(scan_incoming(incoming), soon, run_queued=gone).ready_ids == []
+    later = time.time() + REREQUEST_AFTER.total_seconds() + 5
+    assert registry.update(scan_incoming(incoming), later, run_queued=queued).ready_ids == []
+    again = registry.update(scan_incoming(incoming), later, run_queued=gone)
+    assert [r.run_key for r in again.ready] == [f"convert-{group}-r2"]
+    assert REREQUEST_AFTER.total_seconds() <= 600, "a killed worker's group waits minutes, not hours"
 
 
 def test_file_being_written_waits_until_it_settles(tiny_groups, tmp_path):

@@ -198,7 +198,7 @@ def test_a_killed_run_worker_is_failed_by_run_monitoring_and_its_group_redone(li
     def converting() -> str | None:
         """The group's run id once it converts the group: the ingest registry has it
         in_progress under its lock (a worker killed before that leaves a group the sensor
-        re-requests only after REREQUEST_AFTER, 15 min; not what this test is about)."""
+        re-requests only after REREQUEST_AFTER, 5 min; not what this test is about)."""
         with sqlite3.connect(f"file:{ingest}?mode=ro", uri=True, timeout=30) as conn:
             row = conn.execute("SELECT run_id FROM groups WHERE group_id = ? AND state ="
                                " 'in_progress'", (gid,)).fetchone()

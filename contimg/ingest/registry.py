@@ -24,7 +24,10 @@ from contimg.state import StateStore
 from contimg.state.connection import utc_now, write_transaction
 
 GROUP_STATES = ("collecting", "pending", "in_progress", "completed", "failed")
-REREQUEST_AFTER = timedelta(minutes=15)
+# A requested group whose run Dagster no longer has (never submitted: the daemon died
+# between the sensor's commit and the run's creation; or killed before it marked the group
+# started) is requested again after this: longer than a sensor tick can take (60 s).
+REREQUEST_AFTER = timedelta(minutes=5)
 RETRY_BACKOFF_S = (60.0, 300.0, 900.0, 1800.0)  # after the 1st, 2nd, 3rd, later failures
 NOT_MEMBERS = ("duplicate", "rejected", "missing")  # subband_files states outside any group
 KEEP_FILE_STATES = (*NOT_MEMBERS, "writing", "purged")  # group state changes leave these be
