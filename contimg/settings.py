@@ -144,9 +144,12 @@ SPECS: tuple[Spec, ...] = (
     Spec("CONTIMG_BANDPASS_VALIDITY_H", "calibration", "float", 24.0,
          "a bandpass (and delay) applies this many hours, centred on its calibrator transit",
          positive=True),
-    Spec("CONTIMG_GAIN_FALLBACK_H", "calibration", "float", 3.0,
-         "when a time's own gain solve failed its limits, the active gains centred within this "
-         "many hours are applied instead of the group waiting (0: wait for an operator)",
+    # 12: half the bandpass's day, so a group with a bandpass always has gains (the transit's
+    # own set at worst, as DSA-110's own pipeline applies all day); gain_age WARNs on its image
+    Spec("CONTIMG_GAIN_FALLBACK_H", "calibration", "float", 12.0,
+         "when a time's own gain solve failed its limits or had no sky model, the active gains "
+         "centred within this many hours are applied instead of the group waiting (0: wait for "
+         "an operator)",
          minimum=0.0),
     Spec("CONTIMG_GAIN_VALIDITY_H", "calibration", "float", 1.0,
          "a gain set applies this many hours, centred on its group (widened to its whole hour)",

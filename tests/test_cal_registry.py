@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+
+import pytest
 
 from contimg.layout import resolve_layout
 from contimg.state import StateStore
-from contimg.state.cal_registry_db import RegisteredTable, register_set, tables_for
+from contimg.state.cal_registry_db import RegisteredTable, record_unsolvable, register_set, tables_for
 
 DAY = 60961.0
 
@@ -103,3 +106,54 @@ def test_gains_of_a_neighbouring_hour_stand_in_only_where_the_own_solve_failed(l
     stand_in = tables_for(store, hour_later, gain_fallback_h=3)
     assert stand_in.gain_set.startswith("bp/") and stand_in.paths[-1] == "/ms/bp_2gcal"
     assert tables_for(store, hour_later, gain_fallback_h=0.5) is None, "too far away"
+
+
+def test_an_hour_that_could_not_be_solved_takes_neighbouring_gains(layout_env):
+    """An hour whose solve never produced tables (no sky model) counts as failed for the
+    fallback, exactly like one whose tables failed their limits."""
+    store = StateStore(resolve_layout().ensure().state_dir)
+    _register(store, "bp", ("bpcal", "gpcal", "2gcal"),
+              {"bpcal": (DAY, DAY + 1), "gpcal": (DAY + 0.48, DAY + 0.52),
+               "2gcal": (DAY + 0.48, DAY + 0.52)})
+    hours_later = DAY + 0.5 + 5 / 24  # beyond the old 3 h fallback
+    assert tables_for(store, hours_later, gain_fallback_h=12) is None, "not solved yet: wait"
+    record_unsolvable(store, kind="2gcal", group_id="empty", reason="the sky model is empty",
+                      window=(hours_later - 0.02, hours_later + 0.02))
+    stand_in = tables_for(store, hours_later, gain_fallback_h=12)
+    assert stand_in is not None and stand_in.paths[-1] == "/ms/bp_2gcal"
+    assert tables_for(store, hours_later, gain_fallback_h=3) is None, "too far for 3 h"
+    assert tables_for(store, hours_later + 0.05, gain_fallback_h=12) is None, "outside its window"
+
+
+def test_a_gain_solve_with_an_empty_sky_model_is_recorded_for_its_hour(layout_env, tiny_groups):
+    """The hourly solve on a field with no catalogue source above the floor cannot run:
+    it raises naming the MS, and records the hour so its groups need not wait for ever."""
+    from contimg.calibration.sky_model import SkyModelSettings
+    from contimg.calibration.stages import (
+        CalibrationConfig,
+        EmptySkyModelError,
+        hour_start_of,
+        solve_gains_for_hour,
+    )
+    from contimg.conversion.pipeline import convert_into_tree
+    from contimg.state import products_db
+
+    layout = resolve_layout().ensure()
+    store = StateStore(layout.state_dir)
+    group = tiny_groups[1]
+    convert_into_tree(group.group_id, group.files, layout, store)
+    _register(store, "bp", ("bpcal",), {"bpcal": (DAY - 1, DAY + 2)})
+    hour = hour_start_of(f"{group.group_id[:10]}-{group.group_id[11:13]}:00")
+    catalogue = layout.static_dir / "catalogs" / "nvss.tsv"
+    catalogue.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(next(group.truth_json.parent.glob("*_nvss.tsv")), catalogue)
+    config = CalibrationConfig(sky=SkyModelSettings(catalog_path=catalogue, flux_floor_jy=1e6))
+    with pytest.raises(EmptySkyModelError, match=f"{group.group_id}.ms is empty"):
+        solve_gains_for_hour(layout, store, hour, config=config)
+    (row,) = store.query("cal_registry", "SELECT * FROM solve_failures")
+    mid = products_db.ms_record(store, group.group_id)["start_mjd"]
+    hour_mjd = DAY + int(group.group_id[11:13]) / 24
+    assert row["kind"] == "2gcal" and row["group_id"] == group.group_id
+    assert row["valid_start_mjd"] <= hour_mjd and row["valid_end_mjd"] >= hour_mjd + 1 / 24 - 1e-6
+    assert row["valid_start_mjd"] <= mid < row["valid_end_mjd"] and "empty" in row["reason"]
+    assert not store.query("cal_registry", "SELECT 1 FROM caltables WHERE kind = '2gcal'")

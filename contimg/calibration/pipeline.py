@@ -35,7 +35,7 @@ class Validity:
 
     bandpass_hours: float = 24.0
     gain_hours: float = 1.0
-    gain_fallback_hours: float = 3.0  # neighbouring gains for a time whose own solve failed
+    gain_fallback_hours: float = 12.0  # neighbouring gains for a time whose own solve failed
 
     def window(self, kind: str, mid_mjd: float) -> tuple[float, float]:
         """(start, end) MJD of a table of `kind` solved on a group centred at `mid_mjd`."""

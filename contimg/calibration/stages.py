@@ -63,10 +63,14 @@ from contimg.conversion.staging import keep_for_operator
 from contimg.ingest.group_lock import waiting_group_lock
 from contimg.layout import StorageLayout
 from contimg.state import StateStore, products_db
-from contimg.state.cal_registry_db import bandpass_at, set_tables, tables_for
+from contimg.state.cal_registry_db import bandpass_at, record_unsolvable, set_tables, tables_for
 from contimg.timeutil import datetime_to_mjd
 
 ROWS_PER_CHUNK = 8192
+
+
+class EmptySkyModelError(CalibrationError):
+    """No catalogue source in the group's beam above the flux floor: nothing to solve on."""
 
 
 @dataclass(frozen=True)
@@ -216,7 +220,14 @@ def solve_gains_for_hour(layout: StorageLayout, store: StateStore, hour_start: d
     outcome = SolveOutcome("gain", row["group_id"], Path(row["path"]), row["calibrator"], because)
     validity = widened_to_hour(config.validity, mid, start, end)
     with waiting_group_lock(layout, outcome.group_id):
-        _model_and_flag(outcome.ms_path, config, outcome)
+        try:
+            _model_and_flag(outcome.ms_path, config, outcome)
+        except EmptySkyModelError as exc:
+            # Permanent for this field: recorded, so its groups take neighbouring gains
+            # (CONTIMG_GAIN_FALLBACK_H) instead of waiting for gains that never come.
+            record_unsolvable(store, kind="2gcal", group_id=outcome.group_id,
+                              window=validity.window("2gcal", mid), reason=str(exc))
+            raise
         work = workspace_for(layout, outcome.group_id)
         try:
             lap = time.perf_counter()
@@ -338,8 +349,8 @@ def _model_and_flag(ms: Path, config: CalibrationConfig, outcome: SolveOutcome) 
     lap = time.perf_counter()
     components = sky_model_for_ms(ms, config.sky)
     if not components:
-        raise CalibrationError(f"the sky model of {ms.name} is empty (no catalogue source in the "
-                               "beam above the flux floor): nothing to solve against.")
+        raise EmptySkyModelError(f"the sky model of {ms.name} is empty (no catalogue source in "
+                                 "the beam above the flux floor): nothing to solve against.")
     predict_model_data(ms, components)
     outcome.n_components = len(components)
     outcome.seconds["model"] = time.perf_counter() - lap

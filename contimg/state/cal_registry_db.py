@@ -76,15 +76,26 @@ def register_set(store: StateStore, *, set_id: str, group_id: str, source_ms: Pa
                  APPLY_ORDER[table.kind]))
 
 
+def record_unsolvable(store: StateStore, *, kind: str, group_id: str,
+                      window: tuple[float, float], reason: str) -> None:
+    """Record that a solve for `window` could not produce tables at all (no sky model to
+    solve against): for the fallback, the window's own solve failed, as if its tables had
+    failed their limits."""
+    store.execute("cal_registry", "INSERT INTO solve_failures (kind, group_id, valid_start_mjd,"
+                  " valid_end_mjd, reason, created) VALUES (?, ?, ?, ?, ?, ?)",
+                  (kind, group_id, window[0], window[1], reason, utc_now()))
+
+
 def tables_for(store: StateStore, mjd: float, *, gain_fallback_h: float = 0.0) -> ApplySet | None:
     """The bandpass and gain tables valid at `mjd` (None when either is missing).
 
     When the gains solved for `mjd`'s time failed their limits (a field too faint for the
-    array, say) and no other gains are valid there, the active gains centred nearest `mjd`
-    within `gain_fallback_h` hours are used: the group is calibrated with neighbouring
-    gains instead of waiting for ever. Gains not yet solved are waited for, not replaced.
-    The three reads share one snapshot (a read transaction): a set registered between
-    them could otherwise pair a new bandpass with the previous set's gains."""
+    array, say) or could not be solved at all (an empty sky model), and no other gains are
+    valid there, the active gains centred nearest `mjd` within `gain_fallback_h` hours are
+    used: the group is calibrated with neighbouring gains instead of waiting for ever.
+    Gains not yet solved are waited for, not replaced. The three reads share one snapshot
+    (a read transaction): a set registered between them could otherwise pair a new
+    bandpass with the previous set's gains."""
     conn = store.connection("cal_registry")
     conn.execute("BEGIN")
     try:
@@ -122,10 +133,13 @@ def _best_set(conn: sqlite3.Connection, kind: str, mjd: float, *, nearest: bool)
 
 
 def _failed_at(conn: sqlite3.Connection, kind: str, mjd: float) -> bool:
-    """Whether a table of `kind` solved for `mjd`'s time failed its limits."""
+    """Whether a table of `kind` solved for `mjd`'s time failed its limits, or its solve
+    could not be made at all."""
     return conn.execute("SELECT 1 FROM caltables WHERE status = 'failed' AND kind = ? AND"
-                        " valid_start_mjd <= ? AND valid_end_mjd > ? LIMIT 1",
-                        (kind, mjd, mjd)).fetchone() is not None
+                        " valid_start_mjd <= ? AND valid_end_mjd > ? UNION ALL SELECT 1 FROM"
+                        " solve_failures WHERE kind = ? AND valid_start_mjd <= ? AND"
+                        " valid_end_mjd > ? LIMIT 1",
+                        (kind, mjd, mjd, kind, mjd, mjd)).fetchone() is not None
 
 
 def _nearest_set(conn: sqlite3.Connection, kind: str, mjd: float, within_days: float) -> str | None:

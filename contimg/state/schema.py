@@ -80,6 +80,19 @@ MIGRATIONS: dict[str, list[str]] = {
         CREATE INDEX caltables_set ON caltables(set_id);
         CREATE INDEX caltables_status ON caltables(status, kind, valid_start_mjd);
         """,
+        """
+        CREATE TABLE solve_failures (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('bpcal','gpcal','2gcal','kcal')),
+            group_id TEXT NOT NULL,
+            valid_start_mjd REAL NOT NULL,
+            valid_end_mjd REAL NOT NULL,
+            reason TEXT NOT NULL,
+            created TEXT NOT NULL,
+            CHECK (valid_end_mjd > valid_start_mjd)
+        );
+        CREATE INDEX solve_failures_window ON solve_failures(kind, valid_start_mjd, valid_end_mjd);
+        """,
     ],
     "products": [
         """
