@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from contimg.layout import LayoutError, StorageLayout, resolve_layout
 from contimg.secrets import redact_remote
+from contimg.state.postgres import StateUrlError, check_state_url
 
 
 class SettingsError(ValueError):
@@ -126,6 +127,12 @@ SPECS: tuple[Spec, ...] = (
     Spec("CONTIMG_CELERY_BROKER", "executor", "text", "",
          "the Redis broker of the Celery workers (also their result backend), "
          "redis://[:password@]host:port/db; required with CONTIMG_EXECUTOR=celery", secret=True),
+    # where the state databases live (README, "Multi-node layout")
+    Spec("CONTIMG_STATE_URL", "state", "text", "",
+         "the state databases on PostgreSQL, postgresql://USER:PASSWORD@HOST:PORT/DB (one "
+         "schema per database), reachable from every node; empty: SQLite files in "
+         "CONTIMG_STATE_DIR, safe from one host only; required with CONTIMG_EXECUTOR=celery",
+         secret=True),
     # alerts and metrics
     Spec("CONTIMG_ALERT_WEBHOOK_URL", "alerts", "url", "",
          "Slack-compatible incoming webhook", secret=True),
@@ -440,6 +447,16 @@ def _check_relations(values: Mapping[str, object]) -> None:
             raise SettingsError("CONTIMG_EXECUTOR=celery needs CONTIMG_CELERY_BROKER, the Redis "
                                 f"broker's URL (it is {shown}). Fix: set it, e.g. "
                                 "redis://redis-host:6379/0.")
+        if not values["CONTIMG_STATE_URL"]:
+            raise SettingsError("CONTIMG_EXECUTOR=celery runs steps on several nodes, and each "
+                                "writes the state databases: SQLite files are safe from one host "
+                                "only. Fix: set CONTIMG_STATE_URL to a PostgreSQL database every "
+                                "node reaches, e.g. postgresql://contimg:PASSWORD@head:5432/contimg.")
+    if values["CONTIMG_STATE_URL"]:
+        try:
+            check_state_url(str(values["CONTIMG_STATE_URL"]))
+        except StateUrlError as exc:
+            raise SettingsError(str(exc)) from None
     if not SOLINT.fullmatch(str(values["CONTIMG_CAL_GAIN_SOLINT"])):
         raise SettingsError(f"CONTIMG_CAL_GAIN_SOLINT={values['CONTIMG_CAL_GAIN_SOLINT']!r} is not a "
                             "solution interval. Fix: use inf, int, seconds (60s) or minutes (2min).")

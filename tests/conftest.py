@@ -135,3 +135,42 @@ def platform(layout_env):
     resources = {"storage": storage, "state": StateDatabasesResource(storage=storage),
                  "notifier": NotifierResource(storage=storage)}
     return resolve_layout().ensure(), resources, DagsterInstance.ephemeral()
+
+
+# -- the state databases on PostgreSQL --------------------------------------------------
+
+_PG_DATABASES = iter(range(1, 1_000_000))
+
+
+@pytest.fixture(scope="session")
+def state_cluster() -> Iterator[object]:
+    """One throwaway PostgreSQL cluster for the session's state-backend tests."""
+    from tests.pg_cluster import pg_bin_dir, throwaway_cluster
+
+    if pg_bin_dir() is None:
+        pytest.skip("no PostgreSQL server installed (scripts/setup.sh installs Debian's postgresql)")
+    with throwaway_cluster() as cluster:
+        yield cluster
+
+
+def fresh_state_url(cluster) -> str:
+    """A new, empty database on the cluster: its postgresql:// URL."""
+    name = f"state_{os.getpid()}_{next(_PG_DATABASES)}"
+    conn = cluster.connect()
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {name}")
+    finally:
+        conn.close()
+    return (f"postgresql://{cluster.user}:{cluster.password}@{cluster.host}:{cluster.port}/{name}")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test twice: state in SQLite files, then in a fresh PostgreSQL database
+    (CONTIMG_STATE_URL, which every StateStore and subprocess of the test picks up)."""
+    if request.param == "postgres":
+        monkeypatch.setenv("CONTIMG_STATE_URL", fresh_state_url(request.getfixturevalue("state_cluster")))
+    else:
+        monkeypatch.delenv("CONTIMG_STATE_URL", raising=False)
+    return request.param

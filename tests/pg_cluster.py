@@ -105,7 +105,7 @@ def throwaway_cluster(db: str = "contimg", user: str = "contimg",
         started = True
         psql = [str(bindir / "psql"), "-h", str(sock), "-p", str(port), "-U", "postgres",
                 "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-c"]
-        run(*psql, f"CREATE USER {user} WITH PASSWORD '{password}'")
+        run(*psql, f"CREATE USER {user} WITH CREATEDB PASSWORD '{password}'")
         run(*psql, f"CREATE DATABASE {db} OWNER {user}")
         yield PgCluster("127.0.0.1", port, db, user, password)
     finally:

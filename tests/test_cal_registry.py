@@ -12,6 +12,9 @@ from contimg.layout import resolve_layout
 from contimg.state import StateStore
 from contimg.state.cal_registry_db import RegisteredTable, record_unsolvable, register_set, tables_for
 
+# Every test here runs on both state backends: SQLite files and PostgreSQL.
+pytestmark = pytest.mark.usefixtures("state_backend")
+
 DAY = 60961.0
 
 

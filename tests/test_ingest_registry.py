@@ -14,6 +14,9 @@ from contimg.ingest.scanner import scan_incoming
 from contimg.ingest.settings import IngestSettings
 from contimg.state import StateStore
 
+# Every test here runs on both state backends: SQLite files and PostgreSQL.
+pytestmark = pytest.mark.usefixtures("state_backend")
+
 OLD = time.time() - 3600
 
 

@@ -50,6 +50,7 @@ def _writer(state_dir: str, worker: int, seconds: float, queue: mp.Queue) -> Non
     queue.put((worker, written, errors))
 
 
+@pytest.mark.usefixtures("state_backend")  # SQLite files and PostgreSQL
 def test_many_processes_write_concurrently_without_lock_errors(tmp_path: Path):
     StateStore(tmp_path).migrate_all()  # the schema exists before the race starts
     queue: mp.Queue = mp.get_context("spawn").Queue()
@@ -96,6 +97,7 @@ def test_newer_schema_is_refused_with_a_fix(tmp_path: Path):
         migrate(conn, "products")
 
 
+@pytest.mark.usefixtures("state_backend")  # SQLite files and PostgreSQL
 def test_parameters_are_bound_not_formatted(tmp_path: Path):
     store = StateStore(tmp_path)
     hostile = "x'); DROP TABLE ms_index; --"
@@ -115,6 +117,7 @@ def _register_ms(store: StateStore, path: Path, group: str, kind: str, mjd: floa
     )
 
 
+@pytest.mark.usefixtures("state_backend")  # SQLite files and PostgreSQL
 def test_discovery_asks_the_database_first_then_globs(layout_env):
     layout = resolve_layout().ensure()
     store = StateStore(layout.state_dir)

@@ -263,8 +263,11 @@ class IngestRegistry:
         reason = (f"{obs.name!r}: {problem}; ignored. Fix: rename it or move it out of the "
                   "incoming directory.")
         self.conn.execute(
-            "INSERT OR REPLACE INTO subband_files (path, group_id, subband, size_bytes, mtime,"
-            " state, first_seen, updated, reason) VALUES (?, '', -1, ?, ?, 'rejected', ?, ?, ?)",
+            "INSERT INTO subband_files (path, group_id, subband, size_bytes, mtime,"
+            " state, first_seen, updated, reason) VALUES (?, '', -1, ?, ?, 'rejected', ?, ?, ?)"
+            " ON CONFLICT(path) DO UPDATE SET group_id = '', subband = -1,"
+            " size_bytes = excluded.size_bytes, mtime = excluded.mtime, state = 'rejected',"
+            " first_seen = excluded.first_seen, updated = excluded.updated, reason = excluded.reason",
             (obs.path, obs.size, obs.mtime, stamp, stamp, reason))
         report.rejected.append((obs.path, reason))
 

@@ -12,6 +12,10 @@ at `contimg restore`) instead of being recreated empty. And every `StateStore` h
 shared `flock` on `state/.state.lock` while it has connections open: `contimg restore`
 takes it exclusively, so it refuses while any process holds the databases, and a
 process opening them waits until a restore has finished.
+
+With `CONTIMG_STATE_URL` set (a postgresql:// URL) the same databases live as schemas
+of one PostgreSQL database instead, reachable from every node (`contimg.state.postgres`,
+which keeps each of these guarantees in PostgreSQL's terms).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from contimg.state import postgres
+from contimg.state.postgres import PgConnection
 from contimg.state.schema import MIGRATIONS, latest_version
 
 DATABASES = tuple(MIGRATIONS)
@@ -57,6 +63,21 @@ class StateInUseError(StateDatabaseError):
     """The state databases are held by other processes (restore) or being restored (open)."""
 
 
+# What a state database's driver raises, whichever backend holds the state.
+DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, postgres.psycopg2.Error)
+StateConnection = sqlite3.Connection | PgConnection
+
+
+def configured_state_url(environ: dict[str, str] | None = None) -> str:
+    """CONTIMG_STATE_URL from the environment or the settings file ("" = SQLite files)."""
+    env = os.environ if environ is None else environ
+    if "CONTIMG_STATE_URL" in env or not env.get("CONTIMG_CONFIG"):
+        return env.get("CONTIMG_STATE_URL", "").strip()
+    from contimg.settings import load_settings  # the TOML file, validated and cached
+
+    return str(load_settings(env)["CONTIMG_STATE_URL"])
+
+
 def connect(path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
     """Open a state database with the platform's pragmas (autocommit mode)."""
     conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, isolation_level=None)
@@ -70,8 +91,12 @@ def connect(path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqli
 
 
 @contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def write_transaction(conn: StateConnection) -> Iterator[StateConnection]:
     """A `BEGIN IMMEDIATE` transaction: commits on success, rolls back on error."""
+    if isinstance(conn, PgConnection):
+        with conn.write_transaction():
+            yield conn
+        return
     _retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
     try:
         yield conn
@@ -82,10 +107,12 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         _retry_locked(lambda: conn.execute("COMMIT"))
 
 
-def migrate(conn: sqlite3.Connection, database: str) -> int:
+def migrate(conn: StateConnection, database: str) -> int:
     """Apply the forward migrations this database lacks; return its schema version."""
     if database not in MIGRATIONS:
         raise ValueError(f"unknown state database {database!r}; expected one of {DATABASES}")
+    if isinstance(conn, PgConnection):
+        return postgres.migrate_schema(conn, database)
     target = latest_version(database)
     if _check_version(conn, database, target) == target:
         return target
@@ -93,14 +120,18 @@ def migrate(conn: sqlite3.Connection, database: str) -> int:
         # Re-read inside the lock: another process may have migrated meanwhile.
         current = _check_version(conn, database, target)
         for version in range(current, target):
-            for statement in _statements(MIGRATIONS[database][version]):
+            for statement in split_statements(MIGRATIONS[database][version]):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version + 1}")
     return target
 
 
 def _check_version(conn: sqlite3.Connection, database: str, target: int) -> int:
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    return check_schema_version(conn.execute("PRAGMA user_version").fetchone()[0], database, target)
+
+
+def check_schema_version(current: int, database: str, target: int) -> int:
+    """`current`, or RuntimeError when a newer code version wrote the database."""
     if current > target:
         raise RuntimeError(
             f"state database {database} has schema version {current}, newer than this "
@@ -115,11 +146,15 @@ def utc_now() -> str:
 
 
 class StateStore:
-    """The four state databases under one directory, opened and migrated on demand."""
+    """The four state databases, opened and migrated on demand: SQLite files under one
+    directory, or with a PostgreSQL `url` (default: CONTIMG_STATE_URL) its schemas."""
 
-    def __init__(self, state_dir: Path | str) -> None:
+    def __init__(self, state_dir: Path | str, url: str | None = None) -> None:
         self.state_dir = Path(state_dir)
-        self._connections: dict[str, sqlite3.Connection] = {}
+        self.url = configured_state_url() if url is None else url
+        if self.url:
+            postgres.check_state_url(self.url)
+        self._connections: dict[str, StateConnection] = {}
         self._lock: IO[bytes] | None = None
 
     def __enter__(self) -> StateStore:
@@ -136,10 +171,16 @@ class StateStore:
             self.close()
 
     def path(self, database: str) -> Path:
-        """File path of one database, e.g. state/products.sqlite3."""
+        """File path of one database, e.g. state/products.sqlite3 (SQLite only)."""
         return self.state_dir / f"{database}.sqlite3"
 
-    def connection(self, database: str) -> sqlite3.Connection:
+    def describe(self, database: str) -> str:
+        """Where one database lives, for messages: its file, or schema and server."""
+        if self.url:
+            return f"schema {database} in {postgres.shown_url(self.url)}"
+        return str(self.path(database))
+
+    def connection(self, database: str) -> StateConnection:
         """A migrated connection to one database, reused within this process.
 
         Raises MissingDatabaseError when the database existed here once but its file is
@@ -148,6 +189,10 @@ class StateStore:
         if database not in self._connections:
             if database not in MIGRATIONS:
                 raise ValueError(f"unknown state database {database!r}; expected one of {DATABASES}")
+            if self.url:
+                self._connections[database] = postgres.open_schema(
+                    self.url, database, lock_wait_s=STATE_LOCK_WAIT_S)
+                return self._connections[database]
             if self._lock is None:
                 self._lock = acquire_shared_state_lock(self.state_dir)
             self._connections[database] = _open_database(self.path(database), database)
@@ -163,7 +208,7 @@ class StateStore:
         with write_transaction(conn):
             return conn.execute(sql, params).rowcount
 
-    def query(self, database: str, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def query(self, database: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Run one parameterised read and return every row."""
         return self.connection(database).execute(sql, params).fetchall()
 
@@ -328,7 +373,8 @@ def state_lock_holders(lock_path: Path) -> list[int]:
     return sorted(pids)
 
 
-def _statements(script: str) -> list[str]:
+def split_statements(script: str) -> list[str]:
+    """The statements of a migration script."""
     return [part.strip() for part in script.split(";") if part.strip()]
 
 
