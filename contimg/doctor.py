@@ -13,7 +13,8 @@ from pathlib import Path
 from contimg.layout import LayoutError, StorageLayout
 from contimg.settings import SettingsError, load_settings
 from contimg.state import DATABASES, StateStore
-from contimg.state.connection import StateDatabaseError
+from contimg.state.connection import DRIVER_ERRORS, StateDatabaseError, configured_state_url
+from contimg.state.postgres import shown_url
 
 RESTORE_FIX = ("Fix: stop the platform, then `contimg restore --list` and "
                "`contimg restore --backup <set> --yes`.")
@@ -88,9 +89,10 @@ def check_state_databases(state_dir: Path, print_line: Callable[[str], None] = p
     Returns one problem per broken or lost database, each naming the file and the fix.
     """
     problems = []
+    on_postgres = bool(configured_state_url())
     for name in DATABASES:
         path = state_dir / f"{name}.sqlite3"
-        if path.exists():
+        if not on_postgres and path.exists():
             result = quick_check(path)
             if result != "ok":
                 problems.append(f"state database {name} ({path}) is damaged: quick_check says "
@@ -100,8 +102,9 @@ def check_state_databases(state_dir: Path, print_line: Callable[[str], None] = p
     try:
         with StateStore(state_dir) as store:  # closed: doctor must not hold the state lock
             versions = store.migrate_all()
-        print_line("state databases: " + ", ".join(f"{k} v{v} ok" for k, v in versions.items()))
-    except (StateDatabaseError, sqlite3.Error, RuntimeError) as exc:
+            where = f" on {shown_url(store.url)}" if store.url else ""
+        print_line(f"state databases{where}: " + ", ".join(f"{k} v{v} ok" for k, v in versions.items()))
+    except (StateDatabaseError, *DRIVER_ERRORS, RuntimeError) as exc:
         problems.append(f"state databases: {exc}")
     return problems
 

@@ -174,3 +174,14 @@ def state_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     else:
         monkeypatch.delenv("CONTIMG_STATE_URL", raising=False)
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def state_backend_from_environment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """CONTIMG_TEST_STATE_BACKEND=postgres runs any test with its state in a fresh
+    PostgreSQL database (a whole-suite check of the dialect; CI runs the state tests on
+    both backends through `state_backend`)."""
+    if (os.environ.get("CONTIMG_TEST_STATE_BACKEND") == "postgres"
+            and "state_backend" not in request.fixturenames):
+        monkeypatch.setenv("CONTIMG_STATE_URL", fresh_state_url(request.getfixturevalue("state_cluster")))
+    yield

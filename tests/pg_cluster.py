@@ -37,11 +37,12 @@ class PgCluster:
                 "CONTIMG_PG_DB": self.db, "CONTIMG_PG_USER": self.user,
                 "CONTIMG_PG_PASSWORD": self.password}
 
-    def connect(self):
-        """A psycopg2 connection as the cluster's password user (autocommit)."""
+    def connect(self, db: str | None = None):
+        """A psycopg2 connection as the cluster's password user (autocommit), to `db`
+        (default: the cluster's database)."""
         import psycopg2
 
-        conn = psycopg2.connect(host=self.host, port=self.port, dbname=self.db, user=self.user,
+        conn = psycopg2.connect(host=self.host, port=self.port, dbname=db or self.db, user=self.user,
                                 password=self.password, connect_timeout=10)
         conn.autocommit = True
         return conn

@@ -3,7 +3,7 @@
 processes with `dagster-celery worker start` and deploy/celery/celery.yaml, as the systemd
 units start them on two nodes ("node-a" serves the conversion queue, "node-b" the
 calibration and imaging queues; both Dagster's default queue), one task at a time each, and
-the production instance on a throwaway PostgreSQL cluster. One tiny group's
+the production instance and the state databases on a throwaway PostgreSQL cluster. One tiny group's
 `convert_group_job` runs through them: each step must be executed by the worker that
 serves its pool's queue, and the run recorded as a success in Postgres."""
 
@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.live_platform import platform_environment
+from tests.conftest import fresh_state_url
 from tests.pg_cluster import free_port, pg_bin_dir, throwaway_cluster
 
 pytestmark = [
@@ -111,8 +112,11 @@ def test_steps_run_on_the_workers_of_their_pools_queues(tmp_path: Path, redis_ur
         group = simulate(SimulationRequest(out_dir=tmp_path / "sim", size="tiny", seed=31))[0]
     with throwaway_cluster() as cluster, pytest.MonkeyPatch.context() as patch:
         home = tmp_path / "home"
+        # the state databases on the same server, as deploy/ sets them up: every node's
+        # steps write them there (SQLite files would be safe from one host only)
+        state_url = fresh_state_url(cluster)
         env = platform_environment(home, **cluster.environ(), CONTIMG_EXECUTOR="celery",
-                                   CONTIMG_CELERY_BROKER=redis_url)
+                                   CONTIMG_CELERY_BROKER=redis_url, CONTIMG_STATE_URL=state_url)
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"  # `celery` for the CLI
         dagster_home = Path(env["DAGSTER_HOME"])
         dagster_home.mkdir(parents=True)
@@ -181,3 +185,13 @@ def test_steps_run_on_the_workers_of_their_pools_queues(tmp_path: Path, redis_ur
         assert where["uvh5_group"] in WORKERS  # the default queue: either node
         # no calibration tables for this lone group: converted, not calibrated (as in-process)
         assert materialised == ['["measurement_set"]', '["uvh5_group"]'], materialised
+        # both nodes wrote the shared state: node-a's conversion registered the MS, node-b's
+        # calibration step recorded that the group awaits tables, in PostgreSQL
+        state = cluster.connect(state_url.rsplit("/", 1)[1])
+        with state.cursor() as cur:
+            cur.execute("SELECT status, calibration_status FROM products.ms_index WHERE group_id = %s",
+                        (group.group_id,))
+            assert cur.fetchall() == [("converted", "awaiting")]
+            cur.execute("SELECT state FROM ingest.groups WHERE group_id = %s", (group.group_id,))
+            assert cur.fetchall() == [("completed",)]
+        assert not list(layout.state_dir.glob("*.sqlite3")), "no node wrote SQLite state"

@@ -50,6 +50,7 @@ def _paired_writer(state_dir: str, worker: int, seconds: float) -> None:
         n += 1
 
 
+@pytest.mark.usefixtures("state_backend")  # SQLite files and PostgreSQL
 def test_backup_under_concurrent_writes_is_consistent(layout_env):
     layout = resolve_layout().ensure()
     StateStore(layout.state_dir).migrate_all()
@@ -107,6 +108,7 @@ def test_state_backup_asset_records_and_ships(layout_env, tmp_path, monkeypatch)
     assert [tuple(r) for r in rows] == [("backup", "ok")]
 
 
+@pytest.mark.usefixtures("state_backend")  # SQLite files and PostgreSQL
 def test_restore_command_brings_back_the_backed_up_rows(layout_env):
     layout = resolve_layout().ensure()
     store = StateStore(layout.state_dir)
@@ -166,6 +168,7 @@ def test_backup_manifest_carries_a_sha256_per_file(layout_env):
         assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
+@pytest.mark.usefixtures("state_backend")  # SQLite files and PostgreSQL
 def test_restore_refuses_while_a_writer_holds_the_databases(layout_env, tmp_path):
     layout = resolve_layout().ensure()
     StateStore(layout.state_dir).migrate_all()
@@ -193,6 +196,7 @@ def test_restore_refuses_while_a_writer_holds_the_databases(layout_env, tmp_path
         assert store.query("products", "SELECT count(*) FROM file_moves")[0][0] == 0
 
 
+@pytest.mark.usefixtures("state_backend")  # SQLite files and PostgreSQL
 def test_restore_refuses_while_the_metrics_server_runs(layout_env):
     layout = resolve_layout().ensure()
     StateStore(layout.state_dir).migrate_all()

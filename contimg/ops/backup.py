@@ -1,5 +1,6 @@
-"""Database backups: SQLite's online backup API, integrity-checked, kept 14 days locally
-and shipped to the rclone remote; and the restore procedure.
+"""Database backups: SQLite's online backup API (state on PostgreSQL: each schema exported
+to a SQLite file of the same format, `contimg.state.transfer`), integrity-checked, kept
+14 days locally and shipped to the rclone remote; and the restore procedure.
 
 Each set's `manifest.json` carries the row counts and the sha256 and size of every
 copy. A restore verifies all of it before touching anything, and runs only while it
@@ -20,13 +21,18 @@ from contimg.layout import StorageLayout
 from contimg.ops.archive import sha256
 from contimg.ops.rclone_remote import copy_verified, remote_path
 from contimg.secrets import redact_remote
+from contimg.state import postgres
 from contimg.state.connection import (
     DATABASES,
     StateInUseError,
+    StateStore,
     acquire_shared_state_lock,
+    configured_state_url,
     connect,
     exclusive_state_lock,
 )
+from contimg.state.postgres import PgConnection
+from contimg.state.transfer import export_schema, import_schema
 
 BACKUP_FORMAT = "%Y-%m-%dT%H%M%SZ"
 LOCAL_RETENTION = timedelta(days=14)
@@ -54,21 +60,17 @@ def backup_databases(layout: StorageLayout, now: datetime | None = None) -> Back
     partial.mkdir(parents=True)
     counts: dict[str, dict[str, int]] = {}
     files: dict[str, dict[str, object]] = {}
+    url = configured_state_url()
     # Shared, like any reader: a backup never copies a database while a restore swaps it.
-    lock = acquire_shared_state_lock(layout.state_dir)
+    lock = acquire_shared_state_lock(layout.state_dir, url=url)
     try:
         for name in DATABASES:
-            source_path = layout.database_path(name)
-            if not source_path.exists():
+            copy_path = partial / layout.database_path(name).name
+            if url:
+                with StateStore(layout.state_dir, url) as store:
+                    export_schema(store.connection(name), name, copy_path)
+            elif not _copy_file_database(layout.database_path(name), copy_path):
                 continue
-            copy_path = partial / source_path.name
-            source = connect(source_path)
-            target = sqlite3.connect(copy_path)
-            try:
-                source.backup(target)  # a consistent snapshot, even under concurrent writes
-            finally:
-                target.close()
-                source.close()
             counts[name] = check_copy(copy_path)
             files[copy_path.name] = {"sha256": sha256(copy_path),
                                      "bytes": copy_path.stat().st_size}
@@ -83,6 +85,20 @@ def backup_databases(layout: StorageLayout, now: datetime | None = None) -> Back
         lock.close()
     return BackupSet(final, counts)
 
+
+
+def _copy_file_database(source_path: Path, copy_path: Path) -> bool:
+    """SQLite's online backup of one database file (False when it does not exist)."""
+    if not source_path.exists():
+        return False
+    source = connect(source_path)
+    target = sqlite3.connect(copy_path)
+    try:
+        source.backup(target)  # a consistent snapshot, even under concurrent writes
+    finally:
+        target.close()
+        source.close()
+    return True
 
 
 def check_copy(path: Path) -> dict[str, int]:
@@ -196,11 +212,35 @@ def restore_databases(layout: StorageLayout, backup: Path, now: datetime | None 
     Refuses (BackupError) while any process holds the state databases open, or when the
     set does not verify. Returns the directory holding the databases as they were.
     """
+    url = configured_state_url()
     try:
-        with exclusive_state_lock(layout.state_dir):
+        with exclusive_state_lock(layout.state_dir, url=url):
+            if url:
+                return _restore_postgres(layout, url, backup, now or datetime.now(UTC))
             return _restore_locked(layout, backup, now or datetime.now(UTC))
     except StateInUseError as exc:
         raise BackupError(str(exc)) from None
+
+
+def _restore_postgres(layout: StorageLayout, url: str, backup: Path, now: datetime) -> Path:
+    """Each schema replaced by its verified copy, after the schema as it was is exported
+    beside the state directory (the same `pre-restore-` folder a file restore keeps)."""
+    manifest = verify_backup(backup)
+    aside = layout.state_dir / f"pre-restore-{now.strftime(BACKUP_FORMAT)}"
+    aside.mkdir(parents=True)
+    for name in manifest["row_counts"]:
+        # Not through a StateStore: that would wait for the lock this restore holds.
+        conn = PgConnection(url, name)
+        try:
+            postgres.migrate_schema(conn, name)
+            export_schema(conn, name, aside / layout.database_path(name).name)
+            restored = import_schema(conn, name, backup / layout.database_path(name).name)
+        finally:
+            conn.close()
+        if {t: restored.get(t) for t in manifest["row_counts"][name]} != manifest["row_counts"][name]:
+            raise BackupError(f"{name} restored {restored} rows, not the manifest's "
+                              f"{manifest['row_counts'][name]}; the schema as it was is in {aside}.")
+    return aside
 
 
 def _restore_locked(layout: StorageLayout, backup: Path, now: datetime) -> Path:

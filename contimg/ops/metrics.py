@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from prometheus_client.registry import Collector
 from contimg.layout import StorageLayout
 from contimg.ops.storage_usage import volume_usage
 from contimg.state import DATABASES, StateStore, cal_registry_db, ingest_db, products_db
-from contimg.state.connection import StateDatabaseError, acquire_shared_state_lock
+from contimg.state.connection import DRIVER_ERRORS, StateDatabaseError, acquire_shared_state_lock
 
 log = logging.getLogger("contimg.metrics")
 
@@ -78,7 +77,7 @@ def _safely(family: Callable[[], Metric]) -> Iterator[Metric]:
     """One family, or nothing (logged) when what it reads is broken."""
     try:
         metric = family()
-    except (OSError, sqlite3.Error, StateDatabaseError) as exc:
+    except (OSError, *DRIVER_ERRORS, StateDatabaseError) as exc:
         log.warning("metric family skipped: %s", exc)
         return
     yield metric
@@ -90,9 +89,9 @@ def _database_ok(store: StateStore) -> Metric:
                            labels=["database"])
     for name in DATABASES:
         try:
-            store.query(name, "SELECT count(*) FROM sqlite_master")
+            store.probe(name)
             value = 1.0
-        except (sqlite3.Error, StateDatabaseError) as exc:
+        except (*DRIVER_ERRORS, StateDatabaseError) as exc:
             log.warning("state database %s unreadable: %s", name, exc)
             value = 0.0
         ok.add_metric([name], value)

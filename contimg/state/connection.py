@@ -212,6 +212,16 @@ class StateStore:
         """Run one parameterised read and return every row."""
         return self.connection(database).execute(sql, params).fetchall()
 
+    def probe(self, database: str) -> int:
+        """Open one database and read its catalogue (a damaged file fails here); return
+        how many tables it has."""
+        if self.url:
+            sql = ("SELECT count(*) FROM information_schema.tables"
+                   " WHERE table_schema = current_schema()")
+        else:
+            sql = "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+        return int(self.query(database, sql)[0][0])
+
     def close(self) -> None:
         """Close every open connection and release the shared state lock."""
         for conn in self._connections.values():
@@ -316,11 +326,23 @@ def _marker_lock(state_dir: Path) -> Iterator[None]:
         yield
 
 
-def acquire_shared_state_lock(state_dir: Path, wait_s: float = STATE_LOCK_WAIT_S) -> IO[bytes]:
-    """Take the shared state lock (held while databases are open); return its handle.
+def acquire_shared_state_lock(state_dir: Path, wait_s: float = STATE_LOCK_WAIT_S,
+                              url: str | None = None) -> IO[bytes] | PgConnection:
+    """Take the shared state lock (held while databases are open); return its handle
+    (close it to release): a flock on the state directory, or on PostgreSQL (`url`,
+    default CONTIMG_STATE_URL) a session advisory lock.
 
     Waits while `contimg restore` holds it exclusively, then raises StateInUseError.
     """
+    url = configured_state_url() if url is None else url
+    if url:
+        conn = PgConnection(url, postgres.META_SCHEMA)
+        try:
+            postgres.hold_shared_state_lock(conn, wait_s)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
     state_dir.mkdir(parents=True, exist_ok=True)
     handle = open(state_dir / STATE_LOCK_NAME, "a+b")  # noqa: SIM115 - held until close()
     deadline = time.monotonic() + wait_s
@@ -338,8 +360,14 @@ def acquire_shared_state_lock(state_dir: Path, wait_s: float = STATE_LOCK_WAIT_S
 
 
 @contextmanager
-def exclusive_state_lock(state_dir: Path) -> Iterator[None]:
-    """Hold the state lock exclusively (restore), or raise StateInUseError at once."""
+def exclusive_state_lock(state_dir: Path, url: str | None = None) -> Iterator[None]:
+    """Hold the state lock exclusively (restore), or raise StateInUseError at once; on
+    PostgreSQL (`url`, default CONTIMG_STATE_URL) across every node."""
+    url = configured_state_url() if url is None else url
+    if url:
+        with postgres.exclusive_state_lock(url):
+            yield
+        return
     state_dir.mkdir(parents=True, exist_ok=True)
     lock_path = state_dir / STATE_LOCK_NAME
     with open(lock_path, "a+b") as handle:
