@@ -62,9 +62,10 @@ def default_sigterm():
 
 @pytest.fixture
 def layout_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point every CONTIMG_* location into a fresh temporary home; return that home."""
+    """Point every CONTIMG_* location into a fresh temporary home; return that home.
+    (CONTIMG_STATE_URL stays: `state_backend` may have chosen PostgreSQL.)"""
     for key in list(os.environ):
-        if key.startswith("CONTIMG_"):
+        if key.startswith("CONTIMG_") and key != "CONTIMG_STATE_URL":
             monkeypatch.delenv(key)
     home = tmp_path / "home"
     monkeypatch.setenv("CONTIMG_HOME", str(home))

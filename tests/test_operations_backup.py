@@ -24,8 +24,7 @@ from contimg.ops.backup import (
 )
 from contimg.state import StateStore, products_db
 from contimg.state.connection import (
-    STATE_LOCK_NAME,
-    state_lock_holders,
+    state_holders,
     utc_now,
     write_transaction,
 )
@@ -209,7 +208,7 @@ def test_restore_refuses_while_the_metrics_server_runs(layout_env):
     try:
         assert "serving" in server.stdout.readline()
         deadline = time.monotonic() + 60
-        while not state_lock_holders(layout.state_dir / STATE_LOCK_NAME):
+        while not state_holders(layout.state_dir):
             assert time.monotonic() < deadline, "the server never took the state lock"
             time.sleep(0.2)
         refused = _restore("--backup", backup.path.name, "--yes")

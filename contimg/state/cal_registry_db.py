@@ -126,9 +126,9 @@ def _best_set(conn: sqlite3.Connection, kind: str, mjd: float, *, nearest: bool)
     """The active set of `kind` valid at `mjd`: the newest, or the one centred nearest."""
     row = conn.execute(
         "SELECT set_id FROM caltables WHERE status = 'active' AND kind = ? AND valid_start_mjd <= ?"
-        " AND valid_end_mjd > ? ORDER BY CASE WHEN ? THEN abs((valid_start_mjd + valid_end_mjd) / 2"
+        " AND valid_end_mjd > ? ORDER BY CASE WHEN ? = 1 THEN abs((valid_start_mjd + valid_end_mjd) / 2"
         " - ?) ELSE 0 END, created DESC, id DESC LIMIT 1",
-        (kind, mjd, mjd, nearest, mjd)).fetchone()
+        (kind, mjd, mjd, int(nearest), mjd)).fetchone()
     return row[0] if row else None
 
 
@@ -146,8 +146,9 @@ def _nearest_set(conn: sqlite3.Connection, kind: str, mjd: float, within_days: f
     """The active set of `kind` centred nearest `mjd`, no further than `within_days`."""
     row = conn.execute(
         "SELECT set_id, abs((valid_start_mjd + valid_end_mjd) / 2 - ?) AS away FROM caltables"
-        " WHERE status = 'active' AND kind = ? AND away <= ? ORDER BY away, created DESC LIMIT 1",
-        (mjd, kind, within_days)).fetchone()
+        " WHERE status = 'active' AND kind = ? AND abs((valid_start_mjd + valid_end_mjd) / 2 - ?) <= ?"
+        " ORDER BY away, created DESC LIMIT 1",
+        (mjd, kind, mjd, within_days)).fetchone()
     return row[0] if row else None
 
 

@@ -384,6 +384,15 @@ def exclusive_state_lock(state_dir: Path, url: str | None = None) -> Iterator[No
         yield
 
 
+def state_holders(state_dir: Path, url: str | None = None) -> list[str]:
+    """Who holds the state databases open now: process ids (SQLite files), or `host:pid`
+    on PostgreSQL (`url`, default CONTIMG_STATE_URL)."""
+    url = configured_state_url() if url is None else url
+    if url:
+        return postgres.holders(url)
+    return [str(pid) for pid in state_lock_holders(state_dir / STATE_LOCK_NAME)]
+
+
 def state_lock_holders(lock_path: Path) -> list[int]:
     """Process ids holding a flock on the state lock file (from /proc/locks; Linux)."""
     try:

@@ -313,6 +313,16 @@ def exclusive_state_lock(url: str) -> Iterator[None]:
         conn.close()
 
 
+def holders(url: str) -> list[str]:
+    """`host:pid` of each process holding the state databases open now."""
+    conn = psycopg2.connect(url, connect_timeout=CONNECT_TIMEOUT_S)
+    try:
+        with conn.cursor() as cursor:
+            return state_lock_holders(cursor)
+    finally:
+        conn.close()
+
+
 def state_lock_holders(cursor) -> list[str]:
     """`host:pid` of each session holding the state lock (contimg's application names)."""
     cursor.execute(
