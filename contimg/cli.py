@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=9108)
     serve.add_argument("--host", default="127.0.0.1")
     metrics_what.add_parser("textfile", help="write logs/metrics/contimg.prom once")
+    commands.add_parser("backup", help="back the state databases up now (a set in the backups "
+                        "directory, as the schedule makes; e.g. before moving them to PostgreSQL)")
     restore = commands.add_parser("restore", help="restore the state databases from a backup")
     restore.add_argument("--backup", help="backup set name or path (default: the newest)")
     restore.add_argument("--list", action="store_true", help="list backup sets and exit")
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_find_command(args)
     if args.command == "restore":
         return _restore(args)
+    if args.command == "backup":
+        return _backup()
     if args.command == "metrics":
         return _metrics(args)
     if args.command == "doctor":
@@ -85,6 +89,17 @@ def _add_lifecycle(commands: argparse._SubParsersAction) -> None:
     state.add_argument("--from", dest="source", type=Path, required=True,
                        help="the old state directory (on the fast disk)")
     state.add_argument("--apply", action="store_true")
+
+
+def _backup() -> int:
+    from contimg.layout import resolve_layout
+    from contimg.ops.backup import backup_databases
+
+    made = backup_databases(resolve_layout().ensure())
+    print(made.path)
+    for name, counts in made.row_counts.items():
+        print(f"  {name:15s} " + ", ".join(f"{t} {n}" for t, n in counts.items()))
+    return 0
 
 
 def _restore(args: argparse.Namespace) -> int:

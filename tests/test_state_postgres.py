@@ -169,3 +169,22 @@ def test_a_sqlite_backup_restores_onto_postgres_and_back(layout_env, state_clust
     from_postgres = backup_databases(layout, datetime.now(UTC) + timedelta(seconds=1))
     assert from_postgres.row_counts["products"]["file_moves"] == 5
     assert from_postgres.row_counts["products"]["ms_index"] == 4
+
+
+def test_moving_sqlite_state_to_postgres_with_the_two_commands(layout_env, state_cluster, monkeypatch):
+    """The README's way: `contimg backup` on the SQLite files, then `contimg restore` with
+    CONTIMG_STATE_URL set."""
+    layout = resolve_layout().ensure()
+    monkeypatch.delenv("CONTIMG_STATE_URL", raising=False)
+    with StateStore(layout.state_dir) as store:
+        _register_ms(store, "2025-10-13T15:00:00", 60961.625)
+    made = subprocess.run([str(VENV_BIN / "contimg"), "backup"], capture_output=True, text=True,
+                          timeout=120)
+    assert made.returncode == 0, made.stderr
+    backup = Path(made.stdout.splitlines()[0])
+    monkeypatch.setenv("CONTIMG_STATE_URL", fresh_state_url(state_cluster))
+    done = subprocess.run([str(VENV_BIN / "contimg"), "restore", "--backup", backup.name, "--yes"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with StateStore(layout.state_dir) as store:
+        assert [r["group_id"] for r in products_db.converted_after(store, 0)] == ["2025-10-13T15:00:00"]
