@@ -19,6 +19,7 @@ from contimg.settings import SettingsError, load_settings
 from contimg.state import DATABASES, StateStore, postgres, products_db
 from contimg.state.connection import (
     MissingDatabaseError,
+    StateDatabaseError,
     StateInUseError,
     exclusive_state_lock,
     utc_now,
@@ -188,3 +189,14 @@ def test_moving_sqlite_state_to_postgres_with_the_two_commands(layout_env, state
     assert done.returncode == 0, done.stderr
     with StateStore(layout.state_dir) as store:
         assert [r["group_id"] for r in products_db.converted_after(store, 0)] == ["2025-10-13T15:00:00"]
+
+
+def test_an_unreachable_server_is_named_with_the_fix(tmp_path: Path):
+    from tests.pg_cluster import free_port
+
+    url = f"postgresql://contimg:secret-pw@127.0.0.1:{free_port()}/contimg_state"
+    with StateStore(tmp_path, url) as store, pytest.raises(StateDatabaseError) as caught:
+        store.connection("ingest")
+    message = str(caught.value)
+    assert "cannot reach the state databases at postgresql://127.0.0.1:" in message
+    assert "Fix: start PostgreSQL" in message and "secret-pw" not in message

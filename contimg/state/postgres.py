@@ -78,6 +78,23 @@ def shown_url(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}:{parts.port or 5432}{parts.path}"
 
 
+def connect_server(url: str, **options: Any):
+    """A psycopg2 connection named after this host and process (what `contimg restore`
+    shows as holders), or StateDatabaseError naming the server and the fix."""
+    from contimg.state.connection import StateDatabaseError
+
+    try:
+        return psycopg2.connect(url, connect_timeout=CONNECT_TIMEOUT_S,
+                                application_name=f"contimg:{socket.gethostname()}:{os.getpid()}",
+                                **options)
+    except psycopg2.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StateDatabaseError(
+            f"cannot reach the state databases at {shown_url(url)} ({reason.replace(url, '***')}). "
+            "Fix: start PostgreSQL there, or correct CONTIMG_STATE_URL (host, port, database, "
+            "user, password) and the server's pg_hba.conf for this host.") from None
+
+
 def lock_key(schema: str) -> int:
     """The advisory lock serialising the writers of one schema."""
     return zlib.crc32(f"contimg:{schema}".encode())
@@ -137,9 +154,7 @@ class PgConnection:
 
     def __init__(self, url: str, schema: str) -> None:
         self.url, self.schema = url, schema
-        self.raw = psycopg2.connect(url, connect_timeout=CONNECT_TIMEOUT_S,
-                                    application_name=f"contimg:{socket.gethostname()}:{os.getpid()}",
-                                    cursor_factory=psycopg2.extras.DictCursor)
+        self.raw = connect_server(url, cursor_factory=psycopg2.extras.DictCursor)
         self.raw.autocommit = True
         psycopg2.extensions.register_type(_NUMERIC, self.raw)
         with self.raw.cursor() as cursor:
@@ -252,7 +267,7 @@ def migrate_schema(conn: PgConnection, database: str) -> int:
 
 def known_schemas(url: str) -> set[str]:
     """The databases this PostgreSQL database has held (`contimg_meta.databases`)."""
-    conn = psycopg2.connect(url, connect_timeout=CONNECT_TIMEOUT_S)
+    conn = connect_server(url)
     try:
         with conn.cursor() as cursor:
             return _known(cursor)
@@ -296,7 +311,7 @@ def exclusive_state_lock(url: str) -> Iterator[None]:
     processes (host and pid, from their application names) that hold the databases."""
     from contimg.state.connection import StateInUseError
 
-    conn = psycopg2.connect(url, connect_timeout=CONNECT_TIMEOUT_S)
+    conn = connect_server(url)
     conn.autocommit = True
     try:
         with conn.cursor() as cursor:
@@ -315,7 +330,7 @@ def exclusive_state_lock(url: str) -> Iterator[None]:
 
 def holders(url: str) -> list[str]:
     """`host:pid` of each process holding the state databases open now."""
-    conn = psycopg2.connect(url, connect_timeout=CONNECT_TIMEOUT_S)
+    conn = connect_server(url)
     try:
         with conn.cursor() as cursor:
             return state_lock_holders(cursor)
