@@ -85,8 +85,15 @@ def _migrate_ms(args: argparse.Namespace, layout, store: StateStore) -> int:
 
 def _migrate_state(args: argparse.Namespace, layout) -> int:
     from contimg.ops import migrate
+    from contimg.state.connection import configured_state_url
 
     if _source_missing(args):
+        return 2
+    if configured_state_url():
+        print("contimg migrate: error: the state databases are on PostgreSQL (CONTIMG_STATE_URL): "
+              "there are no files to move. Fix: to bring SQLite files into it, `contimg backup` "
+              "with CONTIMG_STATE_URL unset, then `contimg restore --backup <set> --yes` with it "
+              "set.", file=sys.stderr)
         return 2
     moves = migrate.plan_state_migration(args.source, layout.state_dir)
     for source, target in moves:

@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
@@ -141,8 +142,16 @@ def translate_ddl(statement: str) -> str:
 
 
 def _params(params: Sequence[Any]) -> tuple:
-    # A Python bool is a PostgreSQL boolean, but the columns are integers (as in SQLite).
-    return tuple(int(p) if isinstance(p, bool) else p for p in params)
+    return tuple(_plain(p) for p in params)
+
+
+def _plain(value: Any) -> Any:
+    # A bool is a PostgreSQL boolean, but the columns are integers (as in SQLite); numpy
+    # scalars (np.float64 is a float that psycopg2 would write as "np.float64(...)") are
+    # bound as the Python numbers they are.
+    if isinstance(value, np.generic):
+        value = value.item()
+    return int(value) if isinstance(value, bool) else value
 
 
 # -- connections ----------------------------------------------------------------------
