@@ -177,12 +177,32 @@ def state_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     return request.param
 
 
+def _on_postgres_by_environment() -> bool:
+    return os.environ.get("CONTIMG_TEST_STATE_BACKEND") == "postgres"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def module_state_backend_from_environment(request: pytest.FixtureRequest) -> Iterator[None]:
+    """CONTIMG_TEST_STATE_BACKEND=postgres: a module's own fixtures (a home made once for
+    the module) keep their state in a fresh PostgreSQL database of the module's."""
+    if not _on_postgres_by_environment():
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONTIMG_STATE_URL", fresh_state_url(request.getfixturevalue("state_cluster")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def state_backend_from_environment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     """CONTIMG_TEST_STATE_BACKEND=postgres runs any test with its state in a fresh
     PostgreSQL database (a whole-suite check of the dialect; CI runs the state tests on
-    both backends through `state_backend`)."""
-    if (os.environ.get("CONTIMG_TEST_STATE_BACKEND") == "postgres"
-            and "state_backend" not in request.fixturenames):
+    both backends through `state_backend`); a test on a module-scoped fixture shares the
+    module's database, as it shares the module's home."""
+    fixtures = request.node._fixtureinfo.name2fixturedefs  # which fixtures, at what scope
+    on_module_home = any(defs[-1].scope == "module" and name != "module_state_backend_from_environment"
+                         for name, defs in fixtures.items())
+    if (_on_postgres_by_environment() and "state_backend" not in request.fixturenames
+            and not on_module_home):
         monkeypatch.setenv("CONTIMG_STATE_URL", fresh_state_url(request.getfixturevalue("state_cluster")))
     yield

@@ -1,7 +1,8 @@
 """The production instance (deploy/dagster.yaml, unchanged) on a real PostgreSQL cluster.
 
 A throwaway cluster (tests/pg_cluster.py) holds Dagster's storage; `dagster-daemon` runs
-the code location with the production instance file, as the systemd unit does. Tiny
+the code location with the production instance file, as the systemd unit does (the state
+databases on the same server, as the multi-node layout keeps them). Tiny
 groups dropped into incoming/ are found by the incoming sensor's ticks, which register
 their partitions and request conversion runs; the queued run coordinator launches them
 side by side. Then everything is read back from Postgres with SQL (runs, event logs,
@@ -15,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import time
 import warnings
 from collections.abc import Iterator
@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.live_platform import platform_environment, start_daemon, stop_daemon, wait_for_sensor
+from tests.conftest import fresh_state_url
 from tests.pg_cluster import PgCluster, pg_bin_dir, throwaway_cluster
 
 pytestmark = [pytest.mark.slow,
@@ -47,6 +48,16 @@ class LivePlatform:
         with self.conn.cursor() as cur:
             cur.execute(sql, args)
             return cur.fetchall()
+
+    def state(self, sql: str, *args) -> list[tuple]:
+        """Rows of one SQL query on the platform's state databases (their own database)."""
+        conn = self.cluster.connect(self.env["CONTIMG_STATE_URL"].rsplit("/", 1)[1])
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.fetchall()
+        finally:
+            conn.close()
 
     def runs(self, job: str = JOB) -> list[tuple[str, str, str]]:
         """(run_id, status, partition) of every run of `job`, oldest first."""
@@ -87,7 +98,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePlatform]:
                                             n_groups=N_GROUPS + 1, seed=23))
     with throwaway_cluster() as cluster, pytest.MonkeyPatch.context() as patch:
         home = base / "home"
-        env = platform_environment(home, **cluster.environ())
+        # the production configuration: the state databases on the same server too
+        env = platform_environment(home, **cluster.environ(),
+                                   CONTIMG_STATE_URL=fresh_state_url(cluster))
         dagster_home = Path(env["DAGSTER_HOME"])
         dagster_home.mkdir(parents=True)
         shutil.copy(REPO / "deploy" / "dagster.yaml", dagster_home / "dagster.yaml")
@@ -163,6 +176,12 @@ def test_sensor_ticks_and_concurrent_runs_are_recorded_in_postgres(live: LivePla
     for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False):
         assert start >= end, f"two conversions ran at once despite the pool limit: {intervals}"
 
+    # the state databases in PostgreSQL: each group's MS registered, its ingest row completed
+    assert live.state("SELECT group_id, status FROM products.ms_index ORDER BY group_id") == [
+        (g, "converted") for g in ids]
+    assert live.state("SELECT group_id, state FROM ingest.groups ORDER BY group_id") == [
+        (g, "completed") for g in ids]
+
     # dynamic partitions: the sensor registered every group
     partitions = live.query("SELECT partition FROM dynamic_partitions WHERE"
                             " partitions_def_name = 'observation_groups' ORDER BY partition")
@@ -187,22 +206,18 @@ def test_sensor_ticks_and_concurrent_runs_are_recorded_in_postgres(live: LivePla
 
 
 def test_a_killed_run_worker_is_failed_by_run_monitoring_and_its_group_redone(live: LivePlatform):
-    from contimg.layout import resolve_layout
 
     group = live.groups[N_GROUPS]
     drop(group, live.incoming)
     gid = group.group_id
 
-    ingest = resolve_layout(live.env).database_path("ingest")
-
     def converting() -> str | None:
         """The group's run id once it converts the group: the ingest registry has it
         in_progress under its lock (a worker killed before that leaves a group the sensor
         re-requests only after REREQUEST_AFTER, 5 min; not what this test is about)."""
-        with sqlite3.connect(f"file:{ingest}?mode=ro", uri=True, timeout=30) as conn:
-            row = conn.execute("SELECT run_id FROM groups WHERE group_id = ? AND state ="
-                               " 'in_progress'", (gid,)).fetchone()
-        return row[0] if row and row[0] else None
+        rows = live.state("SELECT run_id FROM ingest.groups WHERE group_id = %s AND state ="
+                          " 'in_progress'", gid)
+        return rows[0][0] if rows and rows[0][0] else None
 
     run_id = live.wait_for(f"group {gid}'s conversion to start", converting, 300, poll_s=0.05)
     pid = _worker_pid(run_id)
@@ -235,6 +250,7 @@ def test_a_killed_run_worker_is_failed_by_run_monitoring_and_its_group_redone(li
 
     again = live.wait_for(f"group {gid} to be converted again", redone, 300)
     assert [s for _, s in again] == ["SUCCESS"], again
+    assert live.state("SELECT status FROM products.ms_index WHERE group_id = %s", gid) == [("converted",)]
     print(f"killed worker detected in {detected_s:.0f} s")
 
 
