@@ -1,6 +1,6 @@
 """Partitions: one key per observation group, the group's ISO timestamp (sorts by time)."""
 
-from dagster import DynamicPartitionsDefinition
+from dagster import DagsterRunStatus, DynamicPartitionsDefinition
 
 observation_groups = DynamicPartitionsDefinition(name="observation_groups")
 
@@ -13,3 +13,9 @@ GROUP_TAG = "contimg/group"
 # Dagster run retry on top would do the group twice. Every other job is retried by Dagster
 # (run_retries in dagster.yaml) when its worker dies.
 REDONE_BY_SENSORS = {"dagster/max_retries": "0"}
+
+
+# A run in any of these still holds its group: the sensors request nothing for it meanwhile
+# (a canceling run may still be writing).
+LIVE_RUN_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+                     DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]

@@ -45,15 +45,12 @@ from contimg.state import StateStore, products_db
 from contimg.state.cal_registry_db import bandpass_at, gains_solved_since, solved_on, tables_for
 from contimg_assets.calibration import CALIBRATION_START
 from contimg_assets.executors import run_executor
-from contimg_assets.partitions import REDONE_BY_SENSORS
+from contimg_assets.partitions import LIVE_RUN_STATUSES, REDONE_BY_SENSORS
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
 
 KEPT_KEYS = 2000  # recent run keys remembered in the cursor
 FAILED_RUNS_LOOKED_AT = 500  # the newest failed applies counted per group (new request keys)
 REIMAGE_ATTEMPTS = 3  # image_group_job runs of one group before it is left to an operator
-LIVE_RUN_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED,
-                     DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
-
 # One process per run and no step subprocesses: a per-group run is ~2 s of Dagster
 # instead of ~7 (README, "Automation and the calibration assets").
 bandpass_solution_job = define_asset_job("bandpass_solution_job", selection=["bandpass_solution"],

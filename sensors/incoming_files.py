@@ -4,7 +4,6 @@ import time
 
 from dagster import (
     AssetSelection,
-    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
     RunsFilter,
@@ -26,11 +25,8 @@ from contimg.ops.thresholds import conversion_hold
 from contimg.state import StateStore
 from contimg.state.connection import StateDatabaseError
 from contimg_assets.executors import run_executor
-from contimg_assets.partitions import GROUP_TAG, REDONE_BY_SENSORS, observation_groups
+from contimg_assets.partitions import GROUP_TAG, LIVE_RUN_STATUSES, REDONE_BY_SENSORS, observation_groups
 from resources import NotifierResource, StateDatabasesResource, StorageLayoutResource
-
-LIVE_RUN_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED,
-                     DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 
 # One run per group does the whole per-group chain in one process (in_process_executor):
 # Dagster's default executor starts a process per step, ~2.5 s each here, which would

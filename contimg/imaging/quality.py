@@ -53,7 +53,7 @@ class ImageQuality:
         floor = MIN_BEAM_AXIS_PIXELS * cell_arcsec
         for name, value in (("BMAJ", self.bmaj_arcsec), ("BMIN", self.bmin_arcsec)):
             if not np.isfinite(value) or value < floor:
-                return (f"restoring beam {name} {value:.2f}\" is below a quarter pixel "
+                return (f"restoring beam {name} {value:.2f}\" is below {MIN_BEAM_AXIS_PIXELS:g} pixel "
                         f"({floor:.2f}\" of a {cell_arcsec:.2f}\" cell): the PSF fit collapsed")
         return None
 
