@@ -21,6 +21,7 @@ What SQLite gave for free is kept:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
@@ -109,6 +110,7 @@ _NOW = re.compile(r"strftime\('%Y-%m-%dT%H:%M:%S',\s*'now'\)")
 _INSERT_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=1024)  # the modules' statements are constants: translate once
 def translate(sql: str) -> str:
     """One statement of the state modules' SQLite SQL as PostgreSQL (psycopg2 paramstyle)."""
     if re.search(r"\bINSERT\s+OR\s+REPLACE\b", sql, re.IGNORECASE):
