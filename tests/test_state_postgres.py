@@ -200,3 +200,13 @@ def test_an_unreachable_server_is_named_with_the_fix(tmp_path: Path):
     message = str(caught.value)
     assert "cannot reach the state databases at postgresql://127.0.0.1:" in message
     assert "Fix: start PostgreSQL" in message and "secret-pw" not in message
+
+
+def test_doctor_names_the_server_and_each_schema_version(state_url, tmp_path: Path):
+    from contimg.doctor import check_state_databases
+
+    printed: list[str] = []
+    assert check_state_databases(tmp_path, printed.append) == []
+    assert printed == ["state databases on " + postgres.shown_url(state_url) + ": " + ", ".join(
+        f"{name} v{latest_version(name)} ok" for name in DATABASES)]
+    assert not list(tmp_path.glob("*.sqlite3"))
