@@ -30,6 +30,7 @@ from contimg.calibration.solve import CalibrationError
 from contimg.calibration.stages import (
     ApplyOutcome,
     CalibrationConfig,
+    EmptySkyModelError,
     SolveOutcome,
     calibrate_group,
     hour_start_of,
@@ -92,6 +93,10 @@ def gain_solution(context: AssetExecutionContext, storage: StorageLayoutResource
         try:
             outcome = solve_gains_for_hour(storage.layout(), store, hour_start_of(context.partition_key),
                                            config=cal)
+        except EmptySkyModelError as exc:
+            # A verdict on the hour's data, as a solve failing its limits is: recorded by
+            # the stage (its groups take neighbouring gains), shown as the failed check.
+            return _unsolvable_result(context.partition_key, str(exc), notifier)
         except CalibrationError as exc:
             raise Failure(description=str(exc), allow_retries=False) from exc
     return _solution_result(outcome, "gain_quality", notifier)
@@ -167,6 +172,17 @@ def _solution_result(outcome: SolveOutcome, check: str, notifier: NotifierResour
                       **{f"{t.kind}_median_snr": round(t.quality.median_snr, 1) for t in outcome.tables},
                       **{f"{t.kind}_phase_scatter_deg": round(t.quality.phase_scatter_deg, 2)
                          for t in outcome.tables}})])
+
+
+def _unsolvable_result(hour: str, reason: str, notifier: NotifierResource) -> MaterializeResult:
+    """An hour whose gains cannot be solved at all: the reason, an alert, the failed check."""
+    notifier.notifier().notify("calibration_failed", f"the gains of {hour} cannot be solved and "
+                               f"neighbouring gains stand in: {reason}", problems=[reason])
+    return MaterializeResult(
+        metadata={"status": "unsolvable", "reason": reason},
+        check_results=[AssetCheckResult(check_name="gain_quality", passed=False,
+                                        severity=AssetCheckSeverity.ERROR,
+                                        metadata={"problems": MetadataValue.json([reason])})])
 
 
 def _solution_metadata(outcome: SolveOutcome) -> dict:

@@ -264,3 +264,29 @@ def test_a_killed_apply_is_requested_again_once_its_lock_is_free(platform):
     assert [r.run_key for r in again.requests if r.job == "calibrate_group_job"] == \
         [f"{keys[0]}-r1"]
     assert plan.gap_level == "GAP" and second in plan.gap_message
+
+
+def test_an_hour_with_no_sky_model_is_a_failed_check_not_a_crash(calibration_platform, tiny_groups,
+                                                                  monkeypatch):
+    """The simulated day met two hours whose fields have no catalogue source above the flux
+    floor: recorded, alerted and shown as the failed gain_quality check (as a solve failing
+    its limits is), not a step error; the hour's groups take neighbouring gains."""
+    layout, _, instance, defs = calibration_platform
+    calibrator, science = (g.group_id for g in tiny_groups)
+    _run(defs, "convert_group_job", calibrator, instance)
+    _run(defs, "bandpass_solution_job", calibrator[:10], instance)
+    _run(defs, "convert_group_job", science, instance)
+    monkeypatch.setenv("CONTIMG_SKY_FLUX_FLOOR_JY", "1e6")
+    hour = f"{science[:10]}-{science[11:13]}:00"
+    result = defs.resolve_job_def("gain_solution_job").execute_in_process(
+        partition_key=hour, instance=instance, raise_on_error=False)
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and check.severity.value == "ERROR"
+    assert "is empty" in check.metadata["problems"].value[0]
+    meta = _materialization(result, "gain_solution").metadata
+    assert meta["status"].value == "unsolvable" and science in meta["reason"].value
+    failures = [e.event_specific_data.error for e in result.all_events if e.is_step_failure]
+    assert [e.cls_name for e in failures] == ["DagsterAssetCheckFailedError"]  # the check, no crash
+    store = StateStore(layout.state_dir)
+    assert store.query("cal_registry", "SELECT count(*) FROM solve_failures")[0][0] == 1
+    assert any("cannot be solved" in a["message"] for a in _alerts(layout, "calibration_failed"))
