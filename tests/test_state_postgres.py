@@ -210,3 +210,12 @@ def test_doctor_names_the_server_and_each_schema_version(state_url, tmp_path: Pa
     assert printed == ["state databases on " + postgres.shown_url(state_url) + ": " + ", ".join(
         f"{name} v{latest_version(name)} ok" for name in DATABASES)]
     assert not list(tmp_path.glob("*.sqlite3"))
+
+
+def test_a_store_on_files_takes_the_files_lock_even_with_a_url_set(state_url, tmp_path: Path):
+    """A store opened on SQLite files on purpose (url="", as a backup of files does) holds
+    the state directory's flock, not the server's lock."""
+    with StateStore(tmp_path, url="") as store:
+        store.connection("ingest")
+        assert (tmp_path / "ingest.sqlite3").exists() and (tmp_path / ".state.lock").exists()
+        assert postgres.holders(state_url) == []

@@ -174,12 +174,6 @@ class StateStore:
         """File path of one database, e.g. state/products.sqlite3 (SQLite only)."""
         return self.state_dir / f"{database}.sqlite3"
 
-    def describe(self, database: str) -> str:
-        """Where one database lives, for messages: its file, or schema and server."""
-        if self.url:
-            return f"schema {database} in {postgres.shown_url(self.url)}"
-        return str(self.path(database))
-
     def connection(self, database: str) -> StateConnection:
         """A migrated connection to one database, reused within this process.
 
@@ -194,7 +188,7 @@ class StateStore:
                     self.url, database, lock_wait_s=STATE_LOCK_WAIT_S)
                 return self._connections[database]
             if self._lock is None:
-                self._lock = acquire_shared_state_lock(self.state_dir)
+                self._lock = acquire_shared_state_lock(self.state_dir, url="")  # the files' flock
             self._connections[database] = _open_database(self.path(database), database)
         return self._connections[database]
 
