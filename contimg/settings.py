@@ -309,6 +309,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 _CACHE: dict[tuple, Settings] = {}
 
 
+def state_url(environ: Mapping[str, str] | None = None) -> str:
+    """CONTIMG_STATE_URL ("" = SQLite files), read on every state database opening: from
+    the environment at once, else from the settings file (the whole load, cached)."""
+    env = os.environ if environ is None else environ
+    if "CONTIMG_STATE_URL" in env or not env.get("CONTIMG_CONFIG"):
+        return env.get("CONTIMG_STATE_URL", "").strip()
+    return str(load_settings(env)["CONTIMG_STATE_URL"])
+
+
 def _build(env: Mapping[str, str]) -> Settings:
     try:
         layout = resolve_layout(env)

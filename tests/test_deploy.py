@@ -70,5 +70,9 @@ def test_the_executor_setting_selects_celery_only_with_a_redis_broker(tmp_path):
             load_settings(base | {"CONTIMG_CELERY_BROKER": broker})
     with pytest.raises(SettingsError, match="CONTIMG_EXECUTOR"):
         load_settings(base | {"CONTIMG_EXECUTOR": "dask"})
-    assert load_settings(base | {"CONTIMG_CELERY_BROKER": "redis://:pw@broker:6379/0"})[
+    broker = {"CONTIMG_CELERY_BROKER": "redis://:pw@broker:6379/0"}
+    # steps on several nodes write the state: SQLite files are refused, PostgreSQL taken
+    with pytest.raises(SettingsError, match="CONTIMG_STATE_URL"):
+        load_settings(base | broker)
+    assert load_settings(base | broker | {"CONTIMG_STATE_URL": "postgresql://c:pw@head:5432/state"})[
         "CONTIMG_EXECUTOR"] == "celery"

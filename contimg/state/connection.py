@@ -70,12 +70,9 @@ StateConnection = sqlite3.Connection | PgConnection
 
 def configured_state_url(environ: dict[str, str] | None = None) -> str:
     """CONTIMG_STATE_URL from the environment or the settings file ("" = SQLite files)."""
-    env = os.environ if environ is None else environ
-    if "CONTIMG_STATE_URL" in env or not env.get("CONTIMG_CONFIG"):
-        return env.get("CONTIMG_STATE_URL", "").strip()
-    from contimg.settings import load_settings  # the TOML file, validated and cached
+    from contimg.settings import state_url  # settings import this package: not at the top
 
-    return str(load_settings(env)["CONTIMG_STATE_URL"])
+    return state_url(environ)
 
 
 def connect(path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
