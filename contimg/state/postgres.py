@@ -276,17 +276,8 @@ def migrate_schema(conn: PgConnection, database: str) -> int:
     return target
 
 
-def known_schemas(url: str) -> set[str]:
-    """The databases this PostgreSQL database has held (`contimg_meta.databases`)."""
-    conn = connect_server(url)
-    try:
-        with conn.cursor() as cursor:
-            return _known(cursor)
-    finally:
-        conn.close()
-
-
 def _known(cursor) -> set[str]:
+    """The databases this PostgreSQL database has held (`contimg_meta.databases`)."""
     cursor.execute("SELECT to_regclass(%s)", (f"{META_SCHEMA}.databases",))
     if cursor.fetchone()[0] is None:
         return set()
