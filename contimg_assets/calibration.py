@@ -56,7 +56,12 @@ class BandpassConfig(Config):
 
 
 def _solution_check(name: str, asset_name: str) -> AssetCheckSpec:
-    return AssetCheckSpec(name, asset=asset_name, blocking=True,
+    # Not blocking: a solve that ran and found its set below the limits has done its job,
+    # and its verdict is this check (ERROR, red on the asset, an alert). What keeps a
+    # failed set from being applied is the registry (it is never active), and nothing
+    # downstream materialises in the solve's run for a blocking check to hold back; a
+    # blocking check would only turn a verdict on the sky into a failed run.
+    return AssetCheckSpec(name, asset=asset_name,
                           description="Flagged-solution fraction, median SNR and phase scatter "
                                       "within CONTIMG_CAL_* limits; a failed set is never active.")
 
@@ -156,8 +161,8 @@ def calibrated_ms(context: AssetExecutionContext, storage: StorageLayoutResource
 
 
 def _solution_result(outcome: SolveOutcome, check: str, notifier: NotifierResource) -> MaterializeResult:
-    """Metadata (tables, refant, quality, flags, plots) and the blocking quality check;
-    a failed set (registered failed, never active) also raises an alert."""
+    """Metadata (tables, refant, quality, flags, plots) and the quality check (ERROR when
+    failed); a failed set (registered failed, never active) also raises an alert."""
     if not outcome.active:
         notifier.notifier().notify("calibration_failed",
                                    f"{outcome.stage} solution on {outcome.group_id} failed its "
