@@ -219,3 +219,33 @@ def test_a_store_on_files_takes_the_files_lock_even_with_a_url_set(state_url, tm
         store.connection("ingest")
         assert (tmp_path / "ingest.sqlite3").exists() and (tmp_path / ".state.lock").exists()
         assert postgres.holders(state_url) == []
+
+
+def test_a_connection_lost_mid_run_is_named_with_the_fix(state_url, tmp_path: Path):
+    """The server ending a store's connection (a restart, a crash, the network) surfaces as
+    StateDatabaseError naming the server and what to do, for a write transaction and a
+    read; nothing is half-written, and the store connects again once closed."""
+    def write(store: StateStore) -> None:
+        with store.connection("products").write_transaction() as conn:
+            conn.execute("UPDATE ms_index SET status = 'failed'")
+
+    def read(store: StateStore) -> None:
+        store.query("products", "SELECT count(*) FROM ms_index")
+
+    with StateStore(tmp_path) as store:
+        _register_ms(store, "2025-10-13T03:25:08", 60961.1)
+        killer = psycopg2.connect(state_url)
+        killer.autocommit = True
+        for action in (write, read):
+            pid = store.connection("products").raw.get_backend_pid()
+            with killer.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            with pytest.raises(StateDatabaseError) as caught:
+                action(store)
+            message = str(caught.value)
+            assert "lost the connection to the state databases at postgresql://" in message
+            assert "schema products" in message and "Fix: check that PostgreSQL is up" in message
+            assert "contimg-test-pw" not in message
+            store.close()
+        killer.close()
+        assert store.query("products", "SELECT status FROM ms_index")[0][0] == "converted"

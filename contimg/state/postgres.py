@@ -179,20 +179,42 @@ class PgConnection:
             sql = "BEGIN ISOLATION LEVEL REPEATABLE READ"
         elif statement == "BEGIN IMMEDIATE":
             return self._begin_write()
-        cursor = self.raw.cursor()
-        cursor.execute(translate(sql), _params(params))
+        with self._connection_kept(sql):
+            cursor = self.raw.cursor()
+            cursor.execute(translate(sql), _params(params))
         return cursor
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]):
         """Run one statement for each parameter row."""
-        cursor = self.raw.cursor()
-        cursor.executemany(translate(sql), [_params(row) for row in rows])
+        with self._connection_kept(sql):
+            cursor = self.raw.cursor()
+            cursor.executemany(translate(sql), [_params(row) for row in rows])
         return cursor
 
+    @contextmanager
+    def _connection_kept(self, sql: str) -> Iterator[None]:
+        """A connection lost mid-statement (the server stopped or restarted, the network
+        cut) becomes a StateDatabaseError naming the server, the statement and the fix;
+        errors of the statement itself stay psycopg2's."""
+        from contimg.state.connection import StateDatabaseError
+
+        try:
+            yield
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            if not self.raw.closed:
+                raise
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StateDatabaseError(
+                f"lost the connection to the state databases at {shown_url(self.url)} (schema "
+                f"{self.schema}) during `{' '.join(sql.split())[:80]}`: {reason}. The statement "
+                "did not complete (an open transaction was rolled back by the server). Fix: "
+                "check that PostgreSQL is up there; the run can then be retried.") from None
+
     def _begin_write(self):
-        cursor = self.raw.cursor()
-        cursor.execute("BEGIN")
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(self.schema),))
+        with self._connection_kept("BEGIN (the writer lock)"):
+            cursor = self.raw.cursor()
+            cursor.execute("BEGIN")
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(self.schema),))
         return cursor
 
     @contextmanager
@@ -202,10 +224,12 @@ class PgConnection:
         try:
             yield self
         except BaseException:
-            self.raw.cursor().execute("ROLLBACK")
+            if not self.raw.closed:  # a lost connection's transaction is gone already
+                self.raw.cursor().execute("ROLLBACK")
             raise
         else:
-            self.raw.cursor().execute("COMMIT")
+            with self._connection_kept("COMMIT"):
+                self.raw.cursor().execute("COMMIT")
 
     def schema_version(self) -> int:
         """The number of migrations applied (0: no schema yet)."""
