@@ -899,14 +899,12 @@ def test_an_apply_killed_mid_write_is_redone_completely(calibrated_day):
         np.testing.assert_array_equal(main.getcol("CORRECTED_DATA"), redone)
 
 
-def test_a_second_calibration_of_a_group_waits_for_the_first(calibrated_day):
+def _run_while_another_holds_the_group(layout, group: str, action):
+    """Run `action` while a thread holds the group's lock for 2 s, as a second run of the
+    same stage would; (its result, whether it finished only after the lock was released)."""
     import threading
 
-    from contimg.calibration.stages import calibrate_group
-
-    _, group = calibrated_day
-    layout = resolve_layout()
-    released = []
+    released: list[float] = []
 
     def hold() -> None:
         with group_lock(layout, group):
@@ -916,10 +914,20 @@ def test_a_second_calibration_of_a_group_waits_for_the_first(calibrated_day):
     holder = threading.Thread(target=hold)
     holder.start()
     time.sleep(0.2)
-    outcome = calibrate_group(layout, StateStore(layout.state_dir), group)
+    result = action()
     finished = time.monotonic()
     holder.join()
-    assert outcome.status == "calibrated" and finished > released[0]
+    return result, finished > released[0]
+
+
+def test_a_second_calibration_of_a_group_waits_for_the_first(calibrated_day):
+    from contimg.calibration.stages import calibrate_group
+
+    _, group = calibrated_day
+    layout = resolve_layout()
+    outcome, waited = _run_while_another_holds_the_group(
+        layout, group, lambda: calibrate_group(layout, StateStore(layout.state_dir), group))
+    assert outcome.status == "calibrated" and waited
 
 
 def test_a_missing_catalogue_fails_the_solve_naming_the_file(calibrated_day):
@@ -1104,25 +1112,12 @@ def test_a_full_disk_during_imaging_registers_nothing(imageable, tmp_path):
 
 
 def test_a_second_imaging_of_a_group_waits_for_the_first(imageable):
-    import threading
-
     from contimg.imaging.stage import image_group
 
     layout = resolve_layout()
-    released = []
-
-    def hold() -> None:
-        with group_lock(layout, imageable):
-            time.sleep(2.0)
-            released.append(time.monotonic())
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    time.sleep(0.2)
-    outcome = image_group(layout, StateStore(layout.state_dir), imageable)
-    finished = time.monotonic()
-    holder.join()
-    assert outcome.image_set.exists() and finished > released[0]
+    outcome, waited = _run_while_another_holds_the_group(
+        layout, imageable, lambda: image_group(layout, StateStore(layout.state_dir), imageable))
+    assert outcome.image_set.exists() and waited
     assert len(_image_rows(imageable)) == 4, "one current set"
 
 
@@ -1293,23 +1288,9 @@ def test_a_full_disk_during_photometry_leaves_no_half_file(measurable, tmp_path)
 
 
 def test_a_second_photometry_of_a_group_waits_for_the_first(measurable):
-    import threading
-
-    layout = resolve_layout()
-    released = []
-
-    def hold() -> None:
-        with group_lock(layout, measurable):
-            time.sleep(2.0)
-            released.append(time.monotonic())
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    time.sleep(0.2)
-    outcome = _measure(measurable)
-    finished = time.monotonic()
-    holder.join()
-    assert outcome.parquet.exists() and finished > released[0]
+    outcome, waited = _run_while_another_holds_the_group(
+        resolve_layout(), measurable, lambda: _measure(measurable))
+    assert outcome.parquet.exists() and waited
 
 
 # -- mosaics: kill -9 before the set is moved in --------------------------------------
