@@ -9,6 +9,7 @@ local folder (`CONTIMG_HOME`, default `./var`). Plain Python: no Dagster here.
 from __future__ import annotations
 
 import os
+import re
 import time
 import tomllib
 from collections.abc import Mapping
@@ -174,6 +175,8 @@ def resolve_layout(
 ) -> StorageLayout:
     """Resolve every location from the environment, the optional TOML file and defaults."""
     env = dict(os.environ if environ is None else environ)
+    for variable in ("CONTIMG_HOME", *SETTING_BY_NAME):
+        _refuse_inline_comment(variable, env.get(variable, ""))
     file_values = _read_config_file(env.get("CONTIMG_CONFIG"))
     home_path = Path(env.get("CONTIMG_HOME") or file_values.get("CONTIMG_HOME") or home
                      or default_home()).expanduser()
@@ -194,6 +197,16 @@ def resolve_layout(
             path = (Path.cwd() / path).resolve()
         paths[setting.variable], origins[setting.variable] = path, origin
     return StorageLayout(paths=paths, origins=origins)
+
+
+def _refuse_inline_comment(variable: str, value: str) -> None:
+    """An environment file (systemd's EnvironmentFile=, docker's --env-file) keeps all that
+    follows `=` as the value, so `CONTIMG_HOME=/data  # note` would make a directory named
+    with the note: refused, naming the variable and the fix."""
+    if re.search(r"\s#", value):
+        raise LayoutError(
+            f"{variable}={value!r} holds a comment: an environment file keeps everything after "
+            "'=' as the value. Fix: put the comment on a line of its own.")
 
 
 def default_home() -> Path:

@@ -460,7 +460,7 @@ def _check_relations(values: Mapping[str, object]) -> None:
             raise SettingsError("CONTIMG_EXECUTOR=celery runs steps on several nodes, and each "
                                 "writes the state databases: SQLite files are safe from one host "
                                 "only. Fix: set CONTIMG_STATE_URL to a PostgreSQL database every "
-                                "node reaches, e.g. postgresql://contimg:PASSWORD@head:5432/contimg.")
+                                "node reaches, e.g. postgresql://contimg:PASSWORD@head:5432/contimg_state.")
     if values["CONTIMG_STATE_URL"]:
         try:
             check_state_url(str(values["CONTIMG_STATE_URL"]))

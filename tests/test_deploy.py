@@ -5,6 +5,7 @@ Runs against a real PostgreSQL cluster are in tests/test_postgres.py."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,27 @@ def test_the_services_run_the_webserver_on_loopback_and_the_daemon_apart():
     daemon = (DEPLOY / "systemd" / "contimg-daemon.service").read_text()
     assert "dagster-webserver" in webserver and '${CONTIMG_UI_HOST:-127.0.0.1}' in webserver
     assert "dagster-daemon run" in daemon and "dagster-webserver" not in daemon
+    assert "After=network-online.target postgresql.service contimg-daemon.service" in webserver
     for unit in (webserver, daemon):
         assert "Restart=on-failure" in unit and "EnvironmentFile=/etc/contimg/contimg.env" in unit
+
+
+def test_operator_commands_get_the_services_environment_as_systemd_reads_it(tmp_path):
+    env_file = tmp_path / "contimg.env"
+    env_file.write_text("# comment\n; comment\nCONTIMG_HOME=/data/contimg\n"
+                        '  CONTIMG_PG_PASSWORD = "p@ss $HOME w#rd"  \n'
+                        "CONTIMG_UI_HOST='0.0.0.0'\n\n")
+    shown = subprocess.run(
+        [DEPLOY / "with-service-env", "sh", "-c",
+         'pwd; printf "%s|" "$CONTIMG_HOME" "$CONTIMG_PG_PASSWORD" "$CONTIMG_UI_HOST"'],
+        env={"PATH": "/usr/bin:/bin", "CONTIMG_ENV_FILE": str(env_file)},
+        capture_output=True, text=True, check=True).stdout.splitlines()
+    # in the installation, values verbatim: nothing expanded, '#' inside a value kept
+    assert shown == [str(DEPLOY.parent), "/data/contimg|p@ss $HOME w#rd|0.0.0.0|"]
+    env_file.write_text("CONTIMG_HOME /data\n")
+    refused = subprocess.run([DEPLOY / "with-service-env", "true"], capture_output=True, text=True,
+                             env={"PATH": "/usr/bin:/bin", "CONTIMG_ENV_FILE": str(env_file)})
+    assert refused.returncode == 2 and f"{env_file}:1 is not KEY=VALUE" in refused.stderr
 
 
 def test_the_celery_workers_take_one_step_at_a_time_from_the_shared_configuration():
@@ -49,6 +69,9 @@ def test_the_celery_workers_take_one_step_at_a_time_from_the_shared_configuratio
 
     unit = (DEPLOY / "systemd" / "contimg-celery-worker.service").read_text()
     assert "--pool=solo" in unit and "-y deploy/celery/celery.yaml" in unit
+    # SIGTERM to the worker alone (a warm shutdown: its step finishes), not to the step's
+    # CASA or WSClean children, which the default KillMode would kill mid-step
+    assert "KillMode=mixed" in unit
     assert ",".join((*HEAVY_QUEUES, "dagster")) in unit  # one comma-joined -q (Celery 5)
     assert CELERY_CONFIG == DEPLOY / "celery" / "celery.yaml"
     text = CELERY_CONFIG.read_text()

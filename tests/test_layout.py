@@ -44,6 +44,17 @@ def test_impossible_path_names_variable_path_and_fix(layout_env, tmp_path, monke
     assert "Fix:" in message
 
 
+def test_a_comment_left_in_an_environment_file_is_refused(layout_env, tmp_path, monkeypatch):
+    # systemd's EnvironmentFile= keeps "  # ..." in the value; a directory named with it
+    # would be made silently.
+    monkeypatch.setenv("CONTIMG_HOME", f"{tmp_path}/data   # or each CONTIMG_*_DIR")
+    with pytest.raises(LayoutError) as info:
+        resolve_layout()
+    assert "CONTIMG_HOME=" in str(info.value) and "a line of its own" in str(info.value)
+    monkeypatch.setenv("CONTIMG_HOME", f"{tmp_path}/data#1")  # a '#' inside a name is a name
+    assert resolve_layout().paths["CONTIMG_DATA_DIR"] == tmp_path / "data#1" / "data"
+
+
 def test_bad_config_file_is_reported(layout_env, tmp_path, monkeypatch):
     config = tmp_path / "bad.toml"
     config.write_text("[paths]\nno_such_dir = '/x'\n")
