@@ -64,12 +64,15 @@ def wait_for_sensor(env: dict[str, str], name: str = "incoming_files_sensor",
 
 
 def stop_daemon(daemon: subprocess.Popen) -> None:
-    """SIGTERM to the daemon's process group; SIGKILL if it has not gone within a minute."""
-    try:
+    """SIGTERM to the daemon's process group, and once the daemon has gone (or a minute
+    has passed) SIGKILL to whatever of its group is left: a code server the daemon had
+    started again after a kill outlived it (parent 1, for hours, on a removed home)."""
+    with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
         os.killpg(daemon.pid, 15)
         daemon.wait(timeout=60)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(daemon.pid, 9)
+    daemon.wait()
 
 
 def tree_rss(root: int) -> int:
